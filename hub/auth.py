@@ -1,0 +1,148 @@
+"""The hub's authenticator: LTI 1.1 and 1.3 launches, plus direct login for staff."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jupyterhub.crypto import CryptKeeper
+from nativeauthenticator import NativeAuthenticator
+from traitlets import Bool, Bytes, Integer, Unicode, default
+
+from . import identity
+from .lti11.handlers import LAUNCH_PATH as LTI11_LAUNCH
+from .lti11.handlers import LTI11LaunchHandler
+from .lti13 import handlers as lti13
+from .lti13.jwks import PlatformKeys
+from .lti13.keys import ToolKeys
+from .store import Store
+
+
+def auth_state_key(crypt_key: bytes) -> bytes:
+    """The key JupyterHub encrypts auth state with, derived so no key serves two purposes."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"jupyterhub-auth-state"
+    ).derive(crypt_key)
+
+
+class LearnHubAuthenticator(NativeAuthenticator):
+    """LMS launches over LTI 1.1 and 1.3, and direct login with NativeAuthenticator.
+
+    Direct login (NativeAuthenticator's username and password, with admin approval) is
+    for operators and instructors; learners arrive from their LMS and never get a
+    password. LTI launches are handled by LearnHub's own handlers, which call
+    `auth_to_user` with an auth model this class builds.
+    """
+
+    database_url = Unicode(
+        config=True,
+        help="SQLAlchemy URL of the database holding LTI registrations, nonces and keys "
+        "(normally the hub's own database). Required.",
+    )
+    crypt_key = Bytes(
+        config=True,
+        help="Secret (at least 32 bytes) from which the keys encrypting LTI secrets, tool "
+        "keys and auth state are derived. Required.",
+    )
+    pseudonym_key = Bytes(
+        config=True,
+        help="Secret (at least 32 bytes) keying learners' pseudonymous usernames. Changing "
+        "it gives every learner a new account. Required.",
+    )
+    public_url = Unicode(
+        "http://127.0.0.1:8000",
+        config=True,
+        help="Scheme and host LMSs and browsers use to reach the hub; launch signatures "
+        "are checked against it. Default http://127.0.0.1:8000.",
+    )
+    session_lifetime = Integer(
+        14400,
+        config=True,
+        help="Seconds an LMS launch's server token stays valid. Default 14400 (4 hours).",
+    )
+    timestamp_window = Integer(
+        300,
+        config=True,
+        help="Seconds an LTI 1.1 oauth_timestamp may differ from the hub's clock. Default 300.",
+    )
+    login_state_lifetime = Integer(
+        300,
+        config=True,
+        help="Seconds an LTI 1.3 login state stays usable. Default 300.",
+    )
+    jwks_cache_lifetime = Integer(
+        3600, config=True, help="Seconds a platform's JWKS is cached. Default 3600."
+    )
+    clock_skew = Integer(
+        30,
+        config=True,
+        help="Seconds of clock difference tolerated on id_token exp and iat. Default 30.",
+    )
+    direct_login = Bool(
+        True,
+        config=True,
+        help="Whether staff may log in at /hub/login with a password. Default True.",
+    )
+
+    @default("manage_groups")
+    def _manage_groups(self):
+        return True
+
+    @default("enable_auth_state")
+    def _enable_auth_state(self):
+        return True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in ("crypt_key", "pseudonym_key"):
+            if len(getattr(self, name)) < 32:
+                raise ValueError(f"LearnHubAuthenticator.{name} must hold at least 32 bytes")
+        if not self.database_url:
+            raise ValueError("LearnHubAuthenticator.database_url is required")
+        # JupyterHub reads auth-state keys from JUPYTERHUB_CRYPT_KEY through a CryptKeeper
+        # singleton built without config; give it our derived key instead of an env var.
+        CryptKeeper.instance().keys = [auth_state_key(self.crypt_key)]
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.database_url, self.crypt_key)
+
+    @cached_property
+    def tool_keys(self) -> ToolKeys:
+        keys = ToolKeys(self.store)
+        keys.ensure()
+        return keys
+
+    @cached_property
+    def platform_keys(self) -> PlatformKeys:
+        return PlatformKeys(lifetime=self.jwks_cache_lifetime)
+
+    def username_for(self, who: identity.Identity) -> str:
+        return identity.username_for(who.platform, who.lms_user_id, self.pseudonym_key)
+
+    def course_id_for(self, platform: str, context_id: str) -> str:
+        return identity.course_id_for(platform, context_id, self.pseudonym_key)
+
+    async def authenticate(self, handler, data):
+        if not self.direct_login:
+            return None
+        return await super().authenticate(handler, data)
+
+    def check_allowed(self, username, authentication=None):
+        # LTI launches reach auth_to_user only after their signature was verified, and
+        # every learner of a registered platform is allowed; direct logins still need
+        # NativeAuthenticator's approval.
+        if authentication and "lms_user_id" in (authentication.get("auth_state") or {}):
+            return True
+        return super().check_allowed(username, authentication)
+
+    def get_handlers(self, app):
+        return [
+            *super().get_handlers(app),
+            (rf"/{LTI11_LAUNCH}", LTI11LaunchHandler),
+            (rf"/{lti13.LOGIN_PATH}", lti13.LTI13LoginHandler),
+            (rf"/{lti13.LAUNCH_PATH}", lti13.LTI13LaunchHandler),
+            (rf"/{lti13.JWKS_PATH}", lti13.JWKSHandler),
+            (rf"/{lti13.CONFIG_PATH}", lti13.ToolConfigHandler),
+        ]

@@ -1,0 +1,74 @@
+"""The LTI 1.1 launch endpoint."""
+
+from __future__ import annotations
+
+from ..identity import Course, Identity, course_roles, split_lti11_roles
+from ..session import LaunchHandler
+from .validator import validate_launch
+
+LAUNCH_PATH = "lti11/launch"
+
+
+def identity_from_launch(values: dict[str, str], consumer_key: str, course_id_for) -> Identity:
+    """What a validated LTI 1.1 launch says about the person and the course."""
+    platform = f"lti11:{consumer_key}"
+    course = None
+    if values.get("context_id"):
+        context_id = values["context_id"]
+        course = Course(
+            id=course_id_for(platform, context_id),
+            platform=platform,
+            context_id=context_id,
+            title=values.get("context_title") or values.get("context_label") or context_id,
+        )
+    name = values.get("lis_person_name_full") or " ".join(
+        v for v in (values.get("lis_person_name_given"), values.get("lis_person_name_family")) if v
+    )
+    launch = {
+        key: values[key]
+        for key in (
+            "resource_link_id",
+            "resource_link_title",
+            "lis_outcome_service_url",
+            "lis_result_sourcedid",
+            "launch_presentation_return_url",
+        )
+        if values.get(key)
+    }
+    return Identity(
+        platform=platform,
+        lms_user_id=values["user_id"],
+        roles=course_roles(split_lti11_roles(values.get("roles", ""))),
+        course=course,
+        name=name or None,
+        email=values.get("lis_person_contact_email_primary") or None,
+        lti_version="1.1",
+        launch_claims=launch,
+    )
+
+
+class LTI11LaunchHandler(LaunchHandler):
+    """POST /hub/lti11/launch: a basic launch signed with the consumer's shared secret."""
+
+    async def post(self):
+        learnhub = self.authenticator
+        params = [
+            (key, value.decode("utf-8", "replace"))
+            for arguments in (self.request.query_arguments, self.request.body_arguments)
+            for key, values in arguments.items()
+            for value in values
+        ]
+        values = validate_launch(
+            method="POST",
+            url=self.public_url_for(LAUNCH_PATH),
+            params=params,
+            find_consumer=learnhub.store.get_consumer,
+            use_nonce=lambda key, nonce, ts: learnhub.store.use_nonce(
+                key, nonce, ts, learnhub.timestamp_window
+            ),
+            window=learnhub.timestamp_window,
+        )
+        identity = identity_from_launch(
+            values, values["oauth_consumer_key"], learnhub.course_id_for
+        )
+        await self.start_session(identity)

@@ -1,0 +1,179 @@
+"""After a valid LMS launch: the user, their server, and a short-lived token instead of a cookie."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from jupyterhub import orm
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+
+from .errors import LaunchError
+from .identity import Identity, parse_group_name
+
+if TYPE_CHECKING:
+    from .auth import LearnHubAuthenticator
+
+SESSION_TOKEN_NOTE = "LearnHub LMS launch session"  # noqa: S105 (a label, not a secret)
+
+
+def session_scopes(username: str) -> list[str]:
+    """What a launch token may do: use and watch this one learner's default server."""
+    server = f"{username}/"
+    return [f"access:servers!server={server}", f"read:servers!server={server}"]
+
+
+def auth_state_for(identity: Identity, previous: dict | None) -> dict:
+    """The encrypted auth state: who the LMS says this is, and each course's launch data.
+
+    Name and email are kept only when the platform sent them; a later launch without
+    them leaves no stale copy behind.
+    """
+    courses = dict((previous or {}).get("courses", {}))
+    if identity.course:
+        courses[identity.course.id] = {
+            "title": identity.course.title,
+            "roles": sorted(r.value for r in identity.roles),
+            "lti_version": identity.lti_version,
+            "launch": identity.launch_claims,
+        }
+    state = {
+        "platform": identity.platform,
+        "lms_user_id": identity.lms_user_id,
+        "lti_version": identity.lti_version,
+        "courses": courses,
+    }
+    if identity.name:
+        state["name"] = identity.name
+    if identity.email:
+        state["email"] = identity.email
+    return state
+
+
+class LaunchHandler(BaseHandler):
+    """Base of the LTI handlers: friendly error pages, no XSRF cookie, no login cookie."""
+
+    authenticator: LearnHubAuthenticator
+
+    def check_xsrf_cookie(self):
+        # Launches are cross-site form posts from the LMS by design; they are
+        # authenticated by their OAuth signature or signed id_token, not by a cookie.
+        return
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "no-referrer")
+
+    def public_url_for(self, path: str) -> str:
+        """The URL an LMS uses for a hub path (public_url, not the Host the proxy saw)."""
+        return self.authenticator.public_url.rstrip("/") + url_path_join(self.hub.base_url, path)
+
+    def render_page(self, name: str, **ns) -> str:
+        """Render one of LearnHub's standalone templates.
+
+        Not BaseHandler.render_template: its namespace reads xsrf_token, which sets an
+        _xsrf cookie, and LMS launches must work without setting any cookie.
+        """
+        return self.get_template(name, sync=True).render(base_url=self.hub.base_url, **ns)
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, LaunchError):
+            message = exc.message
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        else:
+            message = "Something went wrong on our side while opening your workspace."
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            self.render_page("learnhub-error.html", status_code=status_code, message=message)
+        )
+
+    def fail(self, status: int, message: str):
+        raise LaunchError(status, message)
+
+    def _label_course_groups(self, identity: Identity, group_names: list[str]) -> None:
+        """Give this course's groups the LMS title as a label (idempotent)."""
+        course = identity.course
+        if course is None:
+            return
+        label = {
+            "course_title": course.title,
+            "lti_platform": course.platform,
+            "lti_context_id": course.context_id,
+        }
+        changed = False
+        for name in group_names:
+            parsed = parse_group_name(name)
+            if parsed is None or parsed[0] != course.id:
+                continue
+            group = orm.Group.find(self.db, name)
+            if group is None:
+                continue
+            labelled = {**(group.properties or {}), **label}
+            if group.properties != labelled:
+                group.properties = labelled
+                changed = True
+        if changed:
+            self.db.commit()
+
+    async def start_session(self, identity: Identity) -> None:
+        """Find or create the user, start their server, hand the browser a scoped token."""
+        learnhub = self.authenticator
+        username = learnhub.username_for(identity)
+        existing = self.find_user(username)
+        previous_state = await existing.get_auth_state() if existing else None
+        current_groups = [g.name for g in existing.groups] if existing else []
+        auth_model = {
+            "name": username,
+            "groups": identity.groups(current_groups),
+            "auth_state": auth_state_for(identity, previous_state),
+        }
+        user = await self.auth_to_user(auth_model)
+        self._label_course_groups(identity, auth_model["groups"])
+        self.log.info(
+            "LTI %s launch for %s (course %s)",
+            identity.lti_version,
+            user.name,
+            identity.course.id if identity.course else "-",
+        )
+
+        spawner = user.spawner
+        if not spawner.ready and not spawner.pending:
+            try:
+                await self.spawn_single_user(user)
+            except Exception as e:
+                self.log.error("Server for %s failed to start: %s", user.name, e)
+                raise LaunchError(
+                    503,
+                    "Your workspace could not be started. Please open the activity again "
+                    "from your course in a minute; if it keeps failing, tell your instructor.",
+                ) from None
+
+        token = user.new_api_token(
+            note=SESSION_TOKEN_NOTE,
+            expires_in=learnhub.session_lifetime,
+            scopes=session_scopes(user.name),
+        )
+        self.finish(
+            self.render_page(
+                "learnhub-waiting.html",
+                config_json=script_json(
+                    {
+                        "token": token,
+                        "progressUrl": url_path_join(
+                            self.hub.base_url, "api/users", user.escaped_name, "server/progress"
+                        ),
+                        "labUrl": url_path_join(user.url, "lab"),
+                    }
+                ),
+            )
+        )
+
+
+def script_json(value) -> str:
+    """JSON safe to place inside an inline <script> element."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")

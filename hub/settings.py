@@ -1,0 +1,344 @@
+"""Operator settings: one YAML file, validated by a schema, with secrets from the environment."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import yaml
+
+DEFAULT_STATE_DIR = "learnhub-state"
+SETTINGS_FILE_NAME = "learnhub.yaml"
+
+# The schema is the single source of truth for keys, types and defaults.
+# Each property's "description" is what the operator reads when a value is wrong.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "public_url": {
+            "type": "string",
+            "format": "uri",
+            "pattern": "^https?://[^/]+/?$",
+            "default": "http://127.0.0.1:8000",
+            "description": "the URL learners and LMSs use to reach the hub, "
+            "scheme and host only, e.g. https://learnhub.example.edu",
+        },
+        "bind_url": {
+            "type": ["string", "null"],
+            "pattern": "^https?://[^/]+/?$",
+            "default": None,
+            "description": "where the proxy listens, e.g. http://0.0.0.0:8000; "
+            "defaults to public_url",
+        },
+        "hub": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "api_ip": {
+                    "type": "string",
+                    "default": "127.0.0.1",
+                    "description": "address the hub API listens on (learner servers call it)",
+                },
+                "api_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8081},
+                "admin_users": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[a-z0-9._-]+$"},
+                    "default": ["admin"],
+                    "description": "usernames of operators who log in directly at /hub/login",
+                },
+                "log_level": {
+                    "enum": ["DEBUG", "INFO", "WARNING", "ERROR"],
+                    "default": "INFO",
+                },
+            },
+        },
+        "proxy": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "api_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8001},
+                "command": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "path to configurable-http-proxy; found on PATH or in the "
+                    "virtual environment when unset",
+                },
+            },
+        },
+        "database": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "url": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "pattern": "^(sqlite|postgresql)(\\+[a-z0-9]+)?://",
+                    "description": "SQLAlchemy URL of the platform database, "
+                    "e.g. postgresql://learnhub@db/learnhub; SQLite in the state "
+                    "directory when unset",
+                },
+            },
+        },
+        "lti": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "session_lifetime": {
+                    "type": "integer",
+                    "minimum": 300,
+                    "maximum": 86400,
+                    "default": 14400,
+                    "description": "seconds an LMS launch's server token stays valid "
+                    "(300 to 86400)",
+                },
+                "timestamp_window": {
+                    "type": "integer",
+                    "minimum": 30,
+                    "maximum": 3600,
+                    "default": 300,
+                    "description": "seconds an LTI 1.1 oauth_timestamp may differ from now",
+                },
+                "login_state_lifetime": {
+                    "type": "integer",
+                    "minimum": 30,
+                    "maximum": 1800,
+                    "default": 300,
+                    "description": "seconds between LTI 1.3 login initiation and launch",
+                },
+                "jwks_cache_lifetime": {
+                    "type": "integer",
+                    "minimum": 60,
+                    "maximum": 86400,
+                    "default": 3600,
+                    "description": "seconds a platform's JWKS is cached",
+                },
+                "clock_skew": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 300,
+                    "default": 30,
+                    "description": "seconds of clock difference tolerated on id_token exp/iat",
+                },
+                "frame_origins": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^https?://[^/]+$"},
+                    "default": [],
+                    "description": "extra origins allowed to frame LearnHub besides the "
+                    "registered platforms, e.g. https://lms.example.edu",
+                },
+            },
+        },
+        "spawner": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "backend": {
+                    "enum": ["local"],
+                    "default": "local",
+                    "description": "how learner servers run: local processes",
+                },
+                "start_timeout": {
+                    "type": "integer",
+                    "minimum": 10,
+                    "maximum": 1800,
+                    "default": 120,
+                    "description": "seconds a learner server may take to start",
+                },
+            },
+        },
+        "login": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "direct": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "allow operators and instructors to log in at /hub/login",
+                },
+                "open_signup": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "let anyone create a direct-login account without approval",
+                },
+            },
+        },
+        "demo": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "lms_port": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "default": 8090,
+                    "description": "port of the demo LMS that `learnhub run --demo` starts",
+                },
+            },
+        },
+    },
+}
+
+# Secrets are read from these variables first, then from files in the state directory
+# (created on first start, mode 0600). In production set the variables.
+SECRET_ENV = {
+    "crypt_key": "LEARNHUB_CRYPT_KEY",
+    "pseudonym_key": "LEARNHUB_PSEUDONYM_KEY",
+}
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be used, with a message naming the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings plus the resolved state directory and secrets."""
+
+    values: dict[str, Any]
+    state_dir: Path
+    crypt_key: bytes
+    pseudonym_key: bytes
+    source: Path | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def public_url(self) -> str:
+        return self.values["public_url"].rstrip("/")
+
+    @property
+    def bind_url(self) -> str:
+        return (self.values["bind_url"] or self.values["public_url"]).rstrip("/")
+
+    @property
+    def database_url(self) -> str:
+        return self.values["database"]["url"] or f"sqlite:///{self.state_dir / 'learnhub.sqlite'}"
+
+    @property
+    def is_loopback(self) -> bool:
+        host = urlsplit(self.bind_url).hostname or ""
+        return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def _fill_defaults(schema: dict[str, Any], data: Any) -> Any:
+    """Return data with every missing key that has a schema default filled in."""
+    if schema.get("type") != "object" or not isinstance(data, dict):
+        return data
+    filled = dict(data)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in filled and "default" in sub:
+            filled[key] = copy.deepcopy(sub["default"])
+        if key in filled:
+            filled[key] = _fill_defaults(sub, filled[key])
+    return filled
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """Turn a schema error into one sentence that names the key and the fix."""
+    path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known))
+        hints = []
+        for key in extra:
+            close = difflib.get_close_matches(key, known, n=1)
+            where = f"{path}.{key}" if error.absolute_path else key
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+            hints.append(f"unknown key '{where}': {hint}")
+        return "; ".join(hints)
+    description = error.schema.get("description")
+    fix = f" Expected {description}." if description else ""
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        return f"'{path}' is {error.instance!r}: use one of {allowed}.{fix}"
+    if error.validator in {"minimum", "maximum"}:
+        return f"'{path}' is {error.instance!r}: {error.message}.{fix}"
+    if error.validator == "type":
+        return f"'{path}' must be of type {error.validator_value}, not {error.instance!r}.{fix}"
+    return f"'{path}': {error.message}.{fix}"
+
+
+def validate(data: Any) -> dict[str, Any]:
+    """Validate raw settings and return them with defaults filled in."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SettingsError("the settings file must hold a mapping of keys to values")
+    errors = sorted(
+        jsonschema.Draft202012Validator(SCHEMA).iter_errors(data),
+        key=lambda e: list(e.absolute_path),
+    )
+    if errors:
+        raise SettingsError("; ".join(_describe(e) for e in errors))
+    return _fill_defaults(SCHEMA, data)
+
+
+def _secret(state_dir: Path, name: str, environ: dict[str, str]) -> bytes:
+    """A 32-byte secret from the environment (hex) or from a 0600 file made on first use."""
+    env_name = SECRET_ENV[name]
+    if environ.get(env_name):
+        try:
+            value = bytes.fromhex(environ[env_name].strip())
+        except ValueError:
+            raise SettingsError(
+                f"{env_name} must be hex, e.g. the output of `openssl rand -hex 32`"
+            ) from None
+        if len(value) < 32:
+            raise SettingsError(f"{env_name} must hold at least 32 bytes (64 hex digits)")
+        return value
+    path = state_dir / f"{name}.hex"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def load_settings(path: str | os.PathLike | None = None, environ=None) -> Settings:
+    """Read, validate and resolve the settings; create the state directory and secrets."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = environ.get("LEARNHUB_CONFIG")
+    if path is None and Path(SETTINGS_FILE_NAME).exists():
+        path = SETTINGS_FILE_NAME
+    raw: Any = {}
+    source = None
+    if path is not None:
+        source = Path(path)
+        if not source.exists():
+            raise SettingsError(f"settings file {source} does not exist")
+        try:
+            raw = yaml.safe_load(source.read_text())
+        except yaml.YAMLError as e:
+            raise SettingsError(f"{source} is not valid YAML: {e}") from None
+    try:
+        values = validate(raw)
+    except SettingsError as e:
+        where = f"{source}: " if source else ""
+        raise SettingsError(f"{where}{e}") from None
+
+    state_dir = Path(environ.get("LEARNHUB_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Settings(
+        values=values,
+        state_dir=state_dir,
+        crypt_key=_secret(state_dir, "crypt_key", environ),
+        pseudonym_key=_secret(state_dir, "pseudonym_key", environ),
+        source=source,
+    )

@@ -1,0 +1,366 @@
+"""LearnHub's tables in the platform database: LTI registrations, nonces, states, keys."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Consumer(Base):
+    """An LTI 1.1 tool consumer: a key and its (encrypted) shared secret."""
+
+    __tablename__ = "learnhub_lti11_consumers"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    frame_origin: Mapped[str | None] = mapped_column(String(255))
+    created: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Nonce(Base):
+    """An LTI 1.1 nonce seen within the timestamp window (older ones are purged)."""
+
+    __tablename__ = "learnhub_lti11_nonces"
+    consumer_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(255), primary_key=True)
+    timestamp: Mapped[float] = mapped_column(Float, index=True)
+
+
+class Platform(Base):
+    """An LTI 1.3 platform registration (issuer + client id) and its endpoints."""
+
+    __tablename__ = "learnhub_lti13_platforms"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    auth_url: Mapped[str] = mapped_column(Text)
+    jwks_url: Mapped[str] = mapped_column(Text)
+    token_url: Mapped[str] = mapped_column(Text)
+    frame_origin: Mapped[str | None] = mapped_column(String(255))
+    created: Mapped[float] = mapped_column(Float, default=time.time)
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="platform", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def deployment_ids(self) -> list[str]:
+        return sorted(d.deployment_id for d in self.deployments)
+
+
+class Deployment(Base):
+    """A deployment id under which a platform may launch the tool."""
+
+    __tablename__ = "learnhub_lti13_deployments"
+    platform_id: Mapped[int] = mapped_column(
+        ForeignKey("learnhub_lti13_platforms.id", ondelete="CASCADE"), primary_key=True
+    )
+    deployment_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    platform: Mapped[Platform] = relationship(back_populates="deployments")
+
+
+class LoginState(Base):
+    """A one-time OIDC login state kept server-side, so a launch needs no cookie."""
+
+    __tablename__ = "learnhub_lti13_login_states"
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform_id: Mapped[int] = mapped_column(
+        ForeignKey("learnhub_lti13_platforms.id", ondelete="CASCADE")
+    )
+    nonce: Mapped[str] = mapped_column(String(255))
+    target_link_uri: Mapped[str] = mapped_column(Text)
+    storage_target: Mapped[str | None] = mapped_column(String(255))
+    expires: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ToolKey(Base):
+    """One of the tool's RSA signing keys; the newest unretired one signs."""
+
+    __tablename__ = "learnhub_tool_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_pem_enc: Mapped[str] = mapped_column(Text)
+    created: Mapped[float] = mapped_column(Float)
+    retired: Mapped[float | None] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Cipher:
+    """Authenticated encryption of stored secrets with a key derived from the crypt key."""
+
+    def __init__(self, crypt_key: bytes):
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"learnhub-store"
+        ).derive(crypt_key)
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ValueError(
+                "a stored secret cannot be decrypted: LEARNHUB_CRYPT_KEY differs from the "
+                "key it was stored with"
+            ) from None
+
+
+def hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ConsumerInfo:
+    key: str
+    secret: str
+    frame_origin: str | None
+
+
+class Store:
+    """Every read and write of LearnHub's own tables goes through here."""
+
+    def __init__(self, url: str, crypt_key: bytes):
+        self.engine = create_engine(url, future=True, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.cipher = Cipher(crypt_key)
+        Base.metadata.create_all(self.engine)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # LTI 1.1 consumers
+
+    def add_consumer(self, key: str, secret: str, frame_origin: str | None = None) -> None:
+        with self.session() as s:
+            if s.get(Consumer, key) is not None:
+                raise ValueError(f"consumer key {key!r} already exists")
+            s.add(
+                Consumer(key=key, secret_enc=self.cipher.encrypt(secret), frame_origin=frame_origin)
+            )
+            s.commit()
+
+    def get_consumer(self, key: str) -> ConsumerInfo | None:
+        with self.session() as s:
+            row = s.get(Consumer, key)
+            if row is None:
+                return None
+            return ConsumerInfo(row.key, self.cipher.decrypt(row.secret_enc), row.frame_origin)
+
+    def list_consumers(self) -> list[Consumer]:
+        with self.session() as s:
+            return list(s.scalars(select(Consumer).order_by(Consumer.key)))
+
+    def remove_consumer(self, key: str) -> bool:
+        with self.session() as s:
+            s.execute(delete(Nonce).where(Nonce.consumer_key == key))
+            removed = s.execute(delete(Consumer).where(Consumer.key == key)).rowcount
+            s.commit()
+            return bool(removed)
+
+    def use_nonce(self, consumer_key: str, nonce: str, timestamp: float, window: float) -> bool:
+        """Record a nonce; False if it was already used. Purges nonces outside the window.
+
+        Timestamps outside the window are refused before this is called, so a nonce older
+        than the window can never be replayed successfully and need not be kept.
+        """
+        with self.session() as s:
+            s.execute(delete(Nonce).where(Nonce.timestamp < time.time() - window))
+            s.add(Nonce(consumer_key=consumer_key, nonce=nonce, timestamp=timestamp))
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return False
+            return True
+
+    def count_nonces(self) -> int:
+        with self.session() as s:
+            return len(s.scalars(select(Nonce.nonce)).all())
+
+    # LTI 1.3 platforms
+
+    def add_platform(
+        self,
+        *,
+        issuer: str,
+        client_id: str,
+        deployment_ids: Iterable[str],
+        auth_url: str,
+        jwks_url: str,
+        token_url: str,
+        frame_origin: str | None = None,
+    ) -> Platform:
+        with self.session() as s:
+            existing = s.scalars(
+                select(Platform).where(Platform.issuer == issuer, Platform.client_id == client_id)
+            ).first()
+            if existing is not None:
+                raise ValueError(f"platform {issuer} with client id {client_id} already exists")
+            platform = Platform(
+                issuer=issuer,
+                client_id=client_id,
+                auth_url=auth_url,
+                jwks_url=jwks_url,
+                token_url=token_url,
+                frame_origin=frame_origin,
+            )
+            platform.deployments = [
+                Deployment(deployment_id=d) for d in sorted(set(deployment_ids))
+            ]
+            s.add(platform)
+            s.commit()
+            return platform
+
+    def add_deployment(self, platform_id: int, deployment_id: str) -> None:
+        with self.session() as s:
+            s.merge(Deployment(platform_id=platform_id, deployment_id=deployment_id))
+            s.commit()
+
+    def find_platforms(self, issuer: str, client_id: str | None = None) -> list[Platform]:
+        with self.session() as s:
+            query = select(Platform).where(Platform.issuer == issuer)
+            if client_id:
+                query = query.where(Platform.client_id == client_id)
+            return list(s.scalars(query))
+
+    def get_platform(self, platform_id: int) -> Platform | None:
+        with self.session() as s:
+            return s.get(Platform, platform_id)
+
+    def list_platforms(self) -> list[Platform]:
+        with self.session() as s:
+            return list(s.scalars(select(Platform).order_by(Platform.id)))
+
+    def remove_platform(self, platform_id: int) -> bool:
+        with self.session() as s:
+            row = s.get(Platform, platform_id)
+            if row is None:
+                return False
+            s.execute(delete(LoginState).where(LoginState.platform_id == platform_id))
+            s.delete(row)
+            s.commit()
+            return True
+
+    def frame_origins(self) -> list[str]:
+        """Origins of every registered platform and consumer that may frame the tool."""
+        with self.session() as s:
+            origins = set(s.scalars(select(Platform.frame_origin)))
+            origins |= set(s.scalars(select(Consumer.frame_origin)))
+        return sorted(o for o in origins if o)
+
+    # LTI 1.3 login states
+
+    def save_login_state(
+        self,
+        state: str,
+        *,
+        platform_id: int,
+        nonce: str,
+        target_link_uri: str,
+        storage_target: str | None,
+        lifetime: float,
+    ) -> None:
+        now = time.time()
+        with self.session() as s:
+            s.execute(delete(LoginState).where(LoginState.expires < now))
+            s.add(
+                LoginState(
+                    state_hash=hash_state(state),
+                    platform_id=platform_id,
+                    nonce=nonce,
+                    target_link_uri=target_link_uri,
+                    storage_target=storage_target,
+                    expires=now + lifetime,
+                )
+            )
+            s.commit()
+
+    def peek_login_state(self, state: str) -> LoginState | None:
+        """The unexpired state, without consuming it."""
+        with self.session() as s:
+            row = s.get(LoginState, hash_state(state))
+            if row is None or row.expires < time.time():
+                return None
+            return row
+
+    def consume_login_state(self, state: str) -> LoginState | None:
+        """Delete and return the state; None if unknown, expired or already used.
+
+        The DELETE's row count decides, so two concurrent launches with one state
+        cannot both succeed, even across hub processes.
+        """
+        with self.session() as s:
+            row = s.get(LoginState, hash_state(state))
+            if row is None:
+                return None
+            deleted = s.execute(
+                delete(LoginState).where(LoginState.state_hash == row.state_hash)
+            ).rowcount
+            s.commit()
+            if deleted != 1 or row.expires < time.time():
+                return None
+            return row
+
+    # tool keys
+
+    def tool_keys(self) -> list[ToolKey]:
+        with self.session() as s:
+            return list(s.scalars(select(ToolKey).order_by(ToolKey.created.desc())))
+
+    def add_tool_key(self, kid: str, private_pem: str) -> None:
+        now = time.time()
+        with self.session() as s:
+            for key in s.scalars(select(ToolKey).where(ToolKey.active.is_(True))):
+                key.active = False
+                key.retired = now
+            s.add(
+                ToolKey(
+                    kid=kid,
+                    private_pem_enc=self.cipher.encrypt(private_pem),
+                    created=now,
+                    active=True,
+                )
+            )
+            s.commit()
+
+    def drop_retired_keys(self, older_than: float) -> int:
+        with self.session() as s:
+            dropped = s.execute(
+                delete(ToolKey).where(ToolKey.retired.is_not(None), ToolKey.retired < older_than)
+            ).rowcount
+            s.commit()
+            return dropped
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    # Deleted rows are overwritten, so expired secrets cannot be read back from the file.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Install what LearnHub needs into ./.venv (idempotent), then run it or its tests.
+#   scripts/dev.sh run    start the hub with SQLite, local learner servers and the demo LMS
+#   scripts/dev.sh test   run the whole test suite (extra pytest arguments are passed on)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+CHP_VERSION=5.3.0
+
+need() { command -v "$1" >/dev/null 2>&1; }
+
+install_system_packages() {
+    # Node.js/npm for configurable-http-proxy; everything else comes from PyPI.
+    local missing=()
+    need npm || missing+=(nodejs npm)
+    "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && need apt-get; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+        else
+            echo "error: please install: ${missing[*]}" >&2
+            exit 1
+        fi
+    fi
+}
+
+install() {
+    local extras=$1
+    install_system_packages
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    # Reinstall only when the project's declared dependencies changed.
+    local stamp="$VENV/.learnhub-installed-$extras"
+    local digest
+    digest=$(sha256sum pyproject.toml | cut -c1-16)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[$extras]"
+        echo "$digest" > "$stamp"
+    fi
+    if [ ! -x "$VENV/node_modules/.bin/configurable-http-proxy" ]; then
+        npm install --silent --no-audit --no-fund --prefix "$VENV" "configurable-http-proxy@$CHP_VERSION"
+    fi
+}
+
+case "${1:-}" in
+    run)
+        shift
+        install run
+        exec "$VENV/bin/learnhub" run --demo "$@"
+        ;;
+    test)
+        shift
+        install test
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: scripts/dev.sh run|test [args]" >&2
+        exit 2
+        ;;
+esac
