@@ -212,7 +212,7 @@ def cmd_run(settings: Settings, args) -> int:
     if args.demo:
         lms_url = f"http://127.0.0.1:{settings['demo']['lms_port']}"
         secret = ensure_demo_registrations(settings, lms_url)
-        env_lms = {**env, "LEARNHUB_DEMO_CONSUMER_SECRET": secret}
+        env_lms = {**env, "LEARNHUB_DEMO_LMS_SECRET": secret}
         children.append(
             subprocess.Popen(
                 [

@@ -84,7 +84,7 @@ def update_spawner(c, settings: Settings, origins: list[str]) -> None:
     c.JupyterHub.spawner_class = "learnhub-local"
     c.LocalLearnerSpawner.home_dir_template = str(settings.state_dir / "homes" / "{username}")
     c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
-    c.Spawner.args = [f'--ServerApp.jpserver_extensions={{"{SINGLEUSER_EXTENSION}": true}}']
+    c.Spawner.args = [f"--ServerApp.jpserver_extensions={SINGLEUSER_EXTENSION}=True"]
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = spawner["start_timeout"]
     c.Spawner.http_timeout = spawner["start_timeout"]

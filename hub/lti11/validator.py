@@ -17,10 +17,11 @@ def expected_signature(
     method: str, url: str, params: Sequence[tuple[str, str]], secret: str
 ) -> str:
     """The HMAC-SHA1 signature an LMS holding `secret` computes for this request."""
+    signed = [(k, v) for k, v in params if k != "oauth_signature"]  # RFC 5849 3.4.1.3.1
     base_string = oauth_signature.signature_base_string(
         method.upper(),
         oauth_signature.base_string_uri(url),
-        oauth_signature.normalize_parameters(list(params)),
+        oauth_signature.normalize_parameters(signed),
     )
     return oauth_signature.sign_hmac_sha1(base_string, secret, "")
 

@@ -13,7 +13,7 @@ from ..errors import LaunchError
 
 # An unknown kid may mean the platform rotated its key, so it triggers a refetch; but at
 # most this often per JWKS URL, or forged tokens with random kids would hammer the LMS.
-MIN_REFRESH_INTERVAL = 10.0
+MIN_REFRESH_INTERVAL = 2.0
 
 
 class PlatformKeys:

@@ -1,0 +1,438 @@
+"""A real hub (the project's jupyterhub_config.py, configurable-http-proxy) and a real LTI peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from http.cookiejar import DefaultCookiePolicy
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+
+from learnhub.demo.lms import DemoLMS, tool_urls
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+HUB_START_TIMEOUT = 90
+SERVER_START_TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LoopThread:
+    """An asyncio loop in a thread, so session fixtures can run async peers for sync tests."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def loop_thread():
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture(scope="session")
+def lms(loop_thread):
+    peer = DemoLMS(consumer_key="test-consumer", client_id="learnhub-test", deployment_id="dep-1")
+    loop_thread.run(peer.start())
+    yield peer
+    loop_thread.run(peer.stop())
+
+
+@dataclass
+class Hub:
+    """A running hub subprocess and what a test needs to look into it."""
+
+    url: str
+    state_dir: Path
+    config_file: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "learnhub.sqlite"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "LEARNHUB_CONFIG": str(self.config_file),
+            "LEARNHUB_STATE_DIR": str(self.state_dir),
+        }
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "learnhub"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def start(self) -> None:
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [str(BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+            env=self.env(),
+            cwd=self.state_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + HUB_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"hub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{self.url}/hub/api", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        pytest.fail(f"hub did not answer within {HUB_START_TIMEOUT}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def query(self, sql: str, *params):
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=10)) as db:
+            return db.execute(sql, params).fetchall()
+
+    def counts(self) -> dict[str, int]:
+        """How many users, tokens and running servers the hub has: bad launches add none."""
+        return {
+            "users": self.query("select count(*) from users")[0][0],
+            "tokens": self.query("select count(*) from api_tokens")[0][0],
+            "servers": self.query("select count(*) from servers")[0][0],
+        }
+
+    def server_pids(self) -> list[int]:
+        pids = []
+        for (state,) in self.query("select state from spawners where state is not null"):
+            with contextlib.suppress(ValueError, TypeError):
+                pid = json.loads(state).get("pid")
+                if pid:
+                    pids.append(int(pid))
+        return pids
+
+    def log_tail(self, lines: int = 80) -> str:
+        if not self.log_path.exists():
+            return "(no hub log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def shutdown_everything(self) -> None:
+        """Stop the hub, then the servers and proxy it deliberately leaves running."""
+        pids = self.server_pids() if self.db_path.exists() else []
+        self.stop()
+        proxy_pid = self.state_dir / "proxy.pid"
+        if proxy_pid.exists():
+            pids.append(int(proxy_pid.read_text().strip() or 0))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def write_settings(path: Path, url: str, **extra) -> None:
+    hub_port = free_port()
+    proxy_port = free_port()
+    lines = [
+        f"public_url: {url}",
+        "hub:",
+        f"  api_port: {hub_port}",
+        "proxy:",
+        f"  api_port: {proxy_port}",
+    ]
+    for key, value in extra.items():
+        lines.append(f"{key}: {json.dumps(value)}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session")
+def hub(lms, tmp_path_factory):
+    state = tmp_path_factory.mktemp("hub-state")
+    url = f"http://127.0.0.1:{free_port()}"
+    config = state / "learnhub.yaml"
+    write_settings(config, url)
+    instance = Hub(url=url, state_dir=state, config_file=config, log_path=state / "hub.log")
+
+    for name, value in tool_urls(url).items():
+        setattr(lms, name, value)
+    registration = lms.registration()
+    added = instance.cli(
+        "lti",
+        "add-consumer",
+        lms.consumer_key,
+        "--secret",
+        lms.consumer_secret,
+        "--frame-origin",
+        lms.url,
+    )
+    assert added.returncode == 0, added.stderr
+    added = instance.cli(
+        "lti", "add-platform",
+        "--issuer", registration["issuer"],
+        "--client-id", registration["client_id"],
+        "--deployment-id", registration["deployment_id"],
+        "--auth-url", registration["auth_url"],
+        "--jwks-url", registration["jwks_url"],
+        "--token-url", f"{lms.url}/token",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    instance.start()
+    yield instance
+    instance.shutdown_everything()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed and "hub" in item.fixturenames:
+        instance = item.funcargs.get("hub")
+        if isinstance(instance, Hub):
+            report.sections.append(("hub log (last lines)", instance.log_tail()))
+    return report
+
+
+# A browser that blocks every cookie, as a learner's with third-party cookies disabled.
+
+
+class CookielessClient(requests.Session):
+    """An HTTP client with no cookie jar at all, that records any Cookie header it sends."""
+
+    def __init__(self):
+        super().__init__()
+        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self.cookie_headers_sent: list[str] = []
+        self.set_cookie_headers_received: list[str] = []
+        self.hooks["response"].append(self._record)
+
+    def _record(self, response, **_kwargs):
+        for r in [*response.history, response]:
+            if "Cookie" in r.request.headers:
+                self.cookie_headers_sent.append(r.request.headers["Cookie"])
+            if "Set-Cookie" in r.headers:
+                self.set_cookie_headers_received.append(r.headers["Set-Cookie"])
+
+
+@pytest.fixture
+def client():
+    session = CookielessClient()
+    yield session
+    assert session.cookie_headers_sent == [], "a Cookie header reached the hub"
+    assert len(session.cookies) == 0
+
+
+class FormParser(HTMLParser):
+    """The first form of a page: its action and its named input values."""
+
+    def __init__(self):
+        super().__init__()
+        self.action = None
+        self.fields: dict[str, str] = {}
+        self._in_form = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = attrs.get("action")
+            self._in_form = True
+        elif tag == "input" and self._in_form and attrs.get("name"):
+            self.fields[attrs["name"]] = attrs.get("value") or ""
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._in_form = False
+
+
+def parse_form(html: str) -> tuple[str, dict[str, str]]:
+    parser = FormParser()
+    parser.feed(html)
+    assert parser.action, f"no form in page:\n{html[:2000]}"
+    return parser.action, parser.fields
+
+
+def session_config(html: str) -> dict:
+    """The waiting page's launch session: token, progress URL, JupyterLab URL."""
+    match = re.search(
+        r'<script id="learnhub-session" type="application/json">(.*?)</script>', html, re.S
+    )
+    assert match, f"not a waiting page:\n{html[:2000]}"
+    return json.loads(match.group(1))
+
+
+def page_config(html: str) -> dict:
+    match = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                      html, re.S)  # fmt: skip
+    assert match, f"not a JupyterLab page:\n{html[:2000]}"
+    return json.loads(match.group(1))
+
+
+@dataclass
+class Launch:
+    """What a launch handed the browser, nothing more."""
+
+    hub_url: str
+    token: str
+    progress_url: str
+    lab_url: str
+
+    @property
+    def username(self) -> str:
+        return self.lab_url.split("/user/", 1)[1].split("/", 1)[0]
+
+    @property
+    def server_url(self) -> str:
+        return f"{self.hub_url}/user/{self.username}/"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+
+def launch_from(hub_url: str, waiting_page: requests.Response) -> Launch:
+    assert waiting_page.status_code == 200, waiting_page.text[:2000]
+    config = session_config(waiting_page.text)
+    return Launch(hub_url, config["token"], config["progressUrl"], config["labUrl"])
+
+
+def lti11_launch(client, hub, lms, *, user_id="learner-1", roles="Learner", context="course-1",
+                 **extra) -> requests.Response:  # fmt: skip
+    from learnhub.demo.lms import lti11_launch_params
+
+    params = lti11_launch_params(
+        user_id=user_id,
+        roles=roles,
+        context_id=context,
+        context_title=f"Course {context}",
+        resource_link_id=f"{context}-link",
+        **extra,
+    )
+    form = lms.sign_lti11(params)
+    return client.post(f"{hub.url}/hub/lti11/launch", data=form, allow_redirects=False)
+
+
+def lti13_launch(client, lms, *, user_id="learner-13", roles=None, context="course-13",
+                 **extra) -> requests.Response:  # fmt: skip
+    """Login initiation, the platform's auth response, and the id_token form post."""
+    from learnhub.demo.lms import Role
+
+    login_url, params = lms.initiate_lti13(
+        user_id=user_id,
+        roles=roles or [Role.LEARNER],
+        context_id=context,
+        **extra,
+    )
+    redirect = client.get(login_url, params=params, allow_redirects=False)
+    assert redirect.status_code == 302, redirect.text[:2000]
+    auth_page = client.get(redirect.headers["Location"], allow_redirects=False)
+    assert auth_page.status_code == 200, auth_page.text
+    action, fields = parse_form(auth_page.text)
+    return client.post(action, data=fields, allow_redirects=False)
+
+
+def wait_until_ready(client, launch: Launch, timeout=SERVER_START_TIMEOUT) -> dict:
+    """Follow the progress stream with the launch token, as the waiting page does."""
+    deadline = time.monotonic() + timeout
+    last = {}
+    while time.monotonic() < deadline:
+        with client.get(
+            launch.hub_url + launch.progress_url,
+            headers=launch.headers,
+            stream=True,
+            timeout=timeout,
+        ) as response:
+            assert response.status_code == 200, response.text
+            for line in response.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    last = json.loads(line[5:])
+                    if last.get("ready"):
+                        return last
+                    if last.get("failed"):
+                        pytest.fail(f"server failed to start: {last}")
+        time.sleep(0.5)
+    pytest.fail(f"server not ready after {timeout}s: {last}")
+
+
+def execute(launch: Launch, code: str, timeout=60) -> str:
+    """Start a kernel through the REST API and run code over the websocket; return text/plain."""
+    kernel = requests.post(
+        launch.server_url + "api/kernels", headers=launch.headers, json={}, timeout=30
+    )
+    assert kernel.status_code == 201, kernel.text
+    kernel_id = kernel.json()["id"]
+    ws_url = launch.server_url.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
+    ws = websocket.create_connection(f"{ws_url}?token={launch.token}", timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "",
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
+            )
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "execute_result":
+                return message["content"]["data"]["text/plain"]
+            if message["msg_type"] == "error":
+                pytest.fail(f"kernel error: {message['content']}")
+        pytest.fail("no execute_result")
+    finally:
+        ws.close()
+        requests.delete(
+            launch.server_url + f"api/kernels/{kernel_id}", headers=launch.headers, timeout=30
+        )
