@@ -1,0 +1,1 @@
+"""The demo course: a small LMS that launches LearnHub the way Canvas or Moodle would."""
