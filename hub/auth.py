@@ -127,7 +127,12 @@ class LearnHubAuthenticator(NativeAuthenticator):
     async def authenticate(self, handler, data):
         if not self.direct_login:
             return None
-        return await super().authenticate(handler, data)
+        username = await super().authenticate(handler, data)
+        if not username:
+            return None
+        # groups=None: a direct login leaves group membership as it is (course groups come
+        # from LMS launches or an administrator), while manage_groups stays on for launches.
+        return {"name": username, "groups": None}
 
     def check_allowed(self, username, authentication=None):
         # LTI launches reach auth_to_user only after their signature was verified, and
@@ -138,8 +143,11 @@ class LearnHubAuthenticator(NativeAuthenticator):
         return super().check_allowed(username, authentication)
 
     def get_handlers(self, app):
+        # NativeAuthenticator's own /login handler uses APIs JupyterHub 6 removed (statsd);
+        # JupyterHub's LoginHandler renders our login.html and calls authenticate() itself.
+        native = [(path, h) for path, h in super().get_handlers(app) if path != r"/login"]
         return [
-            *super().get_handlers(app),
+            *native,
             (rf"/{LTI11_LAUNCH}", LTI11LaunchHandler),
             (rf"/{lti13.LOGIN_PATH}", lti13.LTI13LoginHandler),
             (rf"/{lti13.LAUNCH_PATH}", lti13.LTI13LaunchHandler),

@@ -190,6 +190,111 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "smtp": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "the mail server `learnhub notify-breach` sends through",
+            "properties": {
+                "host": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "pattern": "^[A-Za-z0-9.:-]+$",
+                    "description": "host name of the SMTP server, e.g. smtp.example.edu; "
+                    "required to send breach notifications",
+                },
+                "port": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "default": 587,
+                    "description": "SMTP port: 587 for starttls, 465 for tls, 25 for none",
+                },
+                "security": {
+                    "enum": ["starttls", "tls", "none"],
+                    "default": "starttls",
+                    "description": "how the connection is encrypted: starttls (upgrade a plain "
+                    "connection), tls (encrypted from the start) or none (loopback hosts only)",
+                },
+                "ca_file": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "PEM file of the certificate authorities to trust for the "
+                    "SMTP server; the system's when unset",
+                },
+                "username": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "SMTP login name; no authentication when unset",
+                },
+                "password": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "SMTP password; prefer the LEARNHUB_SMTP_PASSWORD "
+                    "environment variable, which wins over this key",
+                },
+                "from_address": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "pattern": "^[^@\\s]+@[^@\\s]+$",
+                    "description": "the sender address of notifications, e.g. "
+                    "privacy@example.edu; required to send breach notifications",
+                },
+                "rate_per_minute": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 6000,
+                    "default": 60,
+                    "description": "messages sent per minute at most (1 to 6000)",
+                },
+                "timeout": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 600,
+                    "default": 30,
+                    "description": "seconds to wait for the SMTP server before giving up (1 to 600)",
+                },
+            },
+            # Mail to anything but this machine carries learners' addresses and the
+            # password over the network, so it must be encrypted.
+            "if": {"properties": {"security": {"const": "none"}}, "required": ["security"]},
+            "then": {
+                "properties": {
+                    "host": {
+                        "enum": ["127.0.0.1", "localhost", "::1"],
+                        "description": "a loopback host (127.0.0.1, localhost or ::1) when "
+                        "smtp.security is 'none'; set smtp.security to starttls or tls for "
+                        "any other host",
+                    }
+                }
+            },
+        },
+        "operator": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "who runs this LearnHub, as named in messages to learners",
+            "properties": {
+                "name": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "the organisation running LearnHub, e.g. Python for "
+                    "Everybody (py4e.com); required to send breach notifications",
+                },
+                "contact_email": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "pattern": "^[^@\\s]+@[^@\\s]+$",
+                    "description": "where learners write with privacy questions, e.g. "
+                    "privacy@example.edu",
+                },
+                "postal_address": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "the operator's postal address, one string; new lines allowed",
+                },
+            },
+        },
     },
 }
 

@@ -1,0 +1,1 @@
+"""Privacy duties the operator carries out: notifying learners of a data breach."""
