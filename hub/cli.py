@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import images
 from .config import find_proxy_command
+from .privacy import breach
 from .settings import Settings, SettingsError, load_settings
 from .store import Store
 
@@ -332,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = lti_commands.add_parser("rotate-key", help="make a new tool signing key (JWKS)")
     p.set_defaults(func=cmd_rotate_key)
+
+    images.add_commands(commands)
+    breach.add_commands(commands)
     return parser
 
 

@@ -252,7 +252,7 @@ SCHEMA: dict[str, Any] = {
                     "minimum": 1,
                     "maximum": 600,
                     "default": 30,
-                    "description": "seconds to wait for the SMTP server before giving up (1 to 600)",
+                    "description": "seconds to wait for the SMTP server to answer (1 to 600)",
                 },
             },
             # Mail to anything but this machine carries learners' addresses and the

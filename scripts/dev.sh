@@ -12,9 +12,12 @@ CHP_VERSION=5.3.0
 need() { command -v "$1" >/dev/null 2>&1; }
 
 install_system_packages() {
-    # Node.js/npm for configurable-http-proxy; everything else comes from PyPI.
+    # Node.js/npm for configurable-http-proxy; for the tests also Debian's Chromium (the
+    # browser tests drive it; Playwright never downloads a browser). The rest is PyPI.
+    local extras=$1
     local missing=()
     need npm || missing+=(nodejs npm)
+    if [ "$extras" = test ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
     "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" = 0 ] && need apt-get; then
@@ -28,7 +31,7 @@ install_system_packages() {
 
 install() {
     local extras=$1
-    install_system_packages
+    install_system_packages "$extras"
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     # Reinstall only when the project's declared dependencies changed.
     local stamp="$VENV/.learnhub-installed-$extras"

@@ -172,20 +172,34 @@ class LTI13LaunchHandler(LaunchHandler):
         if record is None:
             self.fail(401, "Unknown or expired login state: open the activity again from your LMS")
         cookie = self.get_cookie(state_cookie_name(state))
-        if cookie is None and record.storage_target:
+        if cookie is not None:
+            if cookie != state:
+                self.fail(401, "The login state cookie does not match this launch")
+            binding = "cookie"
+        elif record.storage_target:
             stored = self.get_argument("lti_storage_state", None)
             if stored is None:
                 self.render_storage_check(record, id_token, state)
                 return
             if stored and stored != state:
                 self.fail(401, "The login state in your LMS's storage does not match this launch")
-        elif cookie is not None and cookie != state:
-            self.fail(401, "The login state cookie does not match this launch")
+            binding = "platform storage" if stored else "server state only"
+        else:
+            binding = "server state only"
 
         record = learnhub.store.consume_login_state(state)
         if record is None:
             self.fail(401, "Login state already used: open the activity again from your LMS")
-        self.clear_cookie(state_cookie_name(state), path=self.hub.base_url + "lti13/")
+        if cookie is not None:
+            # Same attributes as when it was set, or the browser keeps the cookie.
+            self.clear_cookie(
+                state_cookie_name(state),
+                path=self.hub.base_url + "lti13/",
+                secure=True,
+                httponly=True,
+                samesite="None",
+            )
+        self.log.info("LTI 1.3 login state checked by %s", binding)
         platform = learnhub.store.get_platform(record.platform_id)
         if platform is None:
             self.fail(401, "Unknown LTI 1.3 platform issuer")

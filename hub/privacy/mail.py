@@ -1,4 +1,4 @@
-"""Sending mail through the operator's SMTP server, one message at a time, paced by a token bucket."""
+"""Sending mail through the operator's SMTP server, one message at a time, rate-limited."""
 
 from __future__ import annotations
 

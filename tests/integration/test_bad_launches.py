@@ -15,8 +15,7 @@ from learnhub.demo.lms import (
     sign_id_token,
     sign_lti11_launch,
 )
-
-from .conftest import lti11_launch
+from tests.support import lti11_launch
 
 pytestmark = pytest.mark.integration
 

@@ -55,7 +55,7 @@ def test_admin_signs_up_and_logs_in_with_cookies(hub):
 
 
 def test_learners_have_no_password_login(hub, lms, client):
-    from .conftest import launch_from, lti11_launch
+    from tests.support import launch_from, lti11_launch
 
     launch = launch_from(hub.url, lti11_launch(client, hub, lms, user_id="no-password"))
     browser = requests.Session()

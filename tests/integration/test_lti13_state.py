@@ -6,8 +6,7 @@ import re
 import pytest
 
 from learnhub.demo.lms import Role
-
-from .conftest import launch_from, parse_form
+from tests.support import launch_from, parse_form
 
 pytestmark = pytest.mark.integration
 

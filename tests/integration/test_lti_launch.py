@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from .conftest import (
+from tests.support import (
     execute,
     launch_from,
     lti11_launch,

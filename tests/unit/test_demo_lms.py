@@ -10,6 +10,9 @@ from urllib.parse import urlencode, urlsplit
 
 import jwt
 import pytest
+from oauthlib.oauth1.rfc5849 import signature
+from tornado.httpclient import AsyncHTTPClient
+
 from learnhub.demo.lms import (
     AGS_ENDPOINT_CLAIM,
     COURSE_OFFERING,
@@ -26,8 +29,6 @@ from learnhub.demo.lms import (
     tool_urls,
     url_origin,
 )
-from oauthlib.oauth1.rfc5849 import signature
-from tornado.httpclient import AsyncHTTPClient
 
 # The tool is never contacted: the LMS only renders forms aimed at it.
 TOOL = "http://127.0.0.1:9"

@@ -1,4 +1,4 @@
-"""A real hub (the project's jupyterhub_config.py, configurable-http-proxy) and a real LTI peer."""
+"""Helpers for tests that run the real hub, proxy and learner servers against a real LTI peer."""
 
 from __future__ import annotations
 
@@ -24,9 +24,7 @@ import pytest
 import requests
 import websocket
 
-from learnhub.demo.lms import DemoLMS, tool_urls
-
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 HUB_START_TIMEOUT = 90
 SERVER_START_TIMEOUT = 120
@@ -52,21 +50,6 @@ class LoopThread:
     def close(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
-
-
-@pytest.fixture(scope="session")
-def loop_thread():
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture(scope="session")
-def lms(loop_thread):
-    peer = DemoLMS(consumer_key="test-consumer", client_id="learnhub-test", deployment_id="dep-1")
-    loop_thread.run(peer.start())
-    yield peer
-    loop_thread.run(peer.stop())
 
 
 @dataclass
@@ -180,55 +163,6 @@ def write_settings(path: Path, url: str, **extra) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture(scope="session")
-def hub(lms, tmp_path_factory):
-    state = tmp_path_factory.mktemp("hub-state")
-    url = f"http://127.0.0.1:{free_port()}"
-    config = state / "learnhub.yaml"
-    write_settings(config, url)
-    instance = Hub(url=url, state_dir=state, config_file=config, log_path=state / "hub.log")
-
-    for name, value in tool_urls(url).items():
-        setattr(lms, name, value)
-    registration = lms.registration()
-    added = instance.cli(
-        "lti",
-        "add-consumer",
-        lms.consumer_key,
-        "--secret",
-        lms.consumer_secret,
-        "--frame-origin",
-        lms.url,
-    )
-    assert added.returncode == 0, added.stderr
-    added = instance.cli(
-        "lti", "add-platform",
-        "--issuer", registration["issuer"],
-        "--client-id", registration["client_id"],
-        "--deployment-id", registration["deployment_id"],
-        "--auth-url", registration["auth_url"],
-        "--jwks-url", registration["jwks_url"],
-        "--token-url", f"{lms.url}/token",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    instance.start()
-    yield instance
-    instance.shutdown_everything()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.when == "call" and report.failed and "hub" in item.fixturenames:
-        instance = item.funcargs.get("hub")
-        if isinstance(instance, Hub):
-            report.sections.append(("hub log (last lines)", instance.log_tail()))
-    return report
-
-
-# A browser that blocks every cookie, as a learner's with third-party cookies disabled.
-
-
 class CookielessClient(requests.Session):
     """An HTTP client with no cookie jar at all, that records any Cookie header it sends."""
 
@@ -245,14 +179,6 @@ class CookielessClient(requests.Session):
                 self.cookie_headers_sent.append(r.request.headers["Cookie"])
             if "Set-Cookie" in r.headers:
                 self.set_cookie_headers_received.append(r.headers["Set-Cookie"])
-
-
-@pytest.fixture
-def client():
-    session = CookielessClient()
-    yield session
-    assert session.cookie_headers_sent == [], "a Cookie header reached the hub"
-    assert len(session.cookies) == 0
 
 
 class FormParser(HTMLParser):

@@ -1,0 +1,82 @@
+"""The jupyter-server extension: frame-ancestors, token page config, no URL-token cookie."""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_server.serverapp import ServerApp
+from jupyterhub.services.auth import HubOAuth
+from jupyterlab_server import LabServerApp
+from traitlets import List, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from . import labextension_path
+from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
+from .headers import check_origins, security_headers
+
+FRAME_ANCESTORS_ENV = "LEARNHUB_FRAME_ANCESTORS"
+
+
+class LearnHubSingleUser(LoggingConfigurable):
+    """Settings of the LearnHub extension in a learner's server."""
+
+    frame_ancestors = List(
+        Unicode(),
+        help="""Origins (scheme://host[:port]) allowed to frame this server, besides 'self'.
+
+        Sent as `Content-Security-Policy: frame-ancestors 'self' <origins>` on every
+        response. Default: the space-separated origins in $LEARNHUB_FRAME_ANCESTORS,
+        which the hub's spawner sets; an empty list allows same-origin framing only.
+        """,
+    ).tag(config=True)
+
+    @default("frame_ancestors")
+    def _frame_ancestors_from_env(self) -> list[str]:
+        # traitlets does not run @validate on dynamic defaults, so check here too.
+        return check_origins(
+            os.environ.get(FRAME_ANCESTORS_ENV, "").split(),
+            f"${FRAME_ANCESTORS_ENV} (default of LearnHubSingleUser.frame_ancestors)",
+        )
+
+    @validate("frame_ancestors")
+    def _check_frame_ancestors(self, proposal) -> list[str]:
+        return check_origins(proposal.value, "LearnHubSingleUser.frame_ancestors")
+
+
+def _link_jupyter_server_extension(serverapp: ServerApp) -> None:
+    # JupyterLab finds prebuilt extensions in LabServerApp.extra_labextensions_path +
+    # labextensions_path, which it reads when it builds its handlers at load time (the
+    # route that serves their files) and on each page (the federated_extensions list).
+    # Every extension is linked before any is loaded, so appending here reaches LabApp
+    # although "jupyterlab" links first. What else was tried does not work here: pip
+    # installs no share/jupyter data files for an editable install (and pyproject ships
+    # none), _jupyter_labextension_paths is read only by `jupyter labextension develop`,
+    # and $JUPYTER_PATH would also change where kernels and every other tool look.
+    path = labextension_path()
+    for apps in serverapp.extension_manager.extension_apps.values():
+        for app in apps:
+            if isinstance(app, LabServerApp) and path not in app.extra_labextensions_path:
+                app.extra_labextensions_path = [*app.extra_labextensions_path, path]
+
+
+def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
+    # Extensions load in name order, so "jupyterhub" (the singleuser extension, which
+    # installs its own page_config_hook and a frame-ancestors 'none' policy) is done by now.
+    learnhub = LearnHubSingleUser(parent=serverapp)
+    settings = serverapp.web_app.settings
+
+    # JupyterHandler.set_default_headers sends settings["headers"] on every response and
+    # takes Content-Security-Policy from there instead of its own default.
+    headers = settings.setdefault("headers", {})
+    headers.update(security_headers(headers, learnhub.frame_ancestors))
+
+    settings["page_config_hook"] = token_page_config_hook(settings.get("page_config_hook"))
+
+    learnhub.log.info("LearnHub: frame-ancestors 'self' %s", " ".join(learnhub.frame_ancestors))
+
+    hub_auth = getattr(serverapp.identity_provider, "hub_auth", None)
+    if isinstance(hub_auth, HubOAuth):
+        keep_url_token_out_of_cookies(hub_auth)
+        learnhub.log.info(
+            "LearnHub: a ?token= no longer goes into the %s cookie", hub_auth.cookie_name
+        )

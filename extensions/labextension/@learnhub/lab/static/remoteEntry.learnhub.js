@@ -1,0 +1,218 @@
+/*
+ * @learnhub/lab: cookieless learner sessions in JupyterLab.
+ *
+ * Hand-written in the shape of a webpack module-federation remote entry, the interface
+ * through which JupyterLab loads prebuilt extensions: its bootstrap.js adds this script,
+ * calls window._JUPYTERLAB['@learnhub/lab'].init(shareScope), and its index.js later calls
+ * get('./extension') and registers the plugins of the module's default export. Nothing
+ * is imported from the shared scope, so no build step is needed. Plain ES2019.
+ */
+(function () {
+  'use strict';
+
+  var NAME = '@learnhub/lab';
+
+  /** A Storage kept in this page's memory, for when the browser refuses web storage. */
+  function memoryStorage() {
+    var items = new Map();
+    return {
+      get length() {
+        return items.size;
+      },
+      key: function (index) {
+        return Array.from(items.keys())[index] === undefined ? null : Array.from(items.keys())[index];
+      },
+      getItem: function (key) {
+        return items.has(String(key)) ? items.get(String(key)) : null;
+      },
+      setItem: function (key, value) {
+        items.set(String(key), String(value));
+      },
+      removeItem: function (key) {
+        items.delete(String(key));
+      },
+      clear: function () {
+        items.clear();
+      }
+    };
+  }
+
+  /**
+   * A browser that blocks cookies also blocks localStorage and sessionStorage in a frame:
+   * reading window.localStorage throws a SecurityError. JupyterLab's window resolver
+   * needs localStorage, and when it throws, JupyterLab reloads itself into a new
+   * workspace, again and again. This script runs before any plugin is activated, so
+   * replacing the refused storage with one in memory keeps JupyterLab working; nothing
+   * is lost that the server does not keep (workspaces and settings are saved there).
+   */
+  function keepStorageUsable() {
+    ['localStorage', 'sessionStorage'].forEach(function (name) {
+      try {
+        var storage = window[name];
+        var probe = '__learnhub_probe__';
+        storage.setItem(probe, probe);
+        storage.removeItem(probe);
+      } catch (e) {
+        Object.defineProperty(window, name, {
+          value: memoryStorage(),
+          configurable: true,
+          enumerable: true
+        });
+      }
+    });
+  }
+
+  keepStorageUsable();
+
+  /** The decoded name of one raw "name=value" query part. */
+  function paramName(part) {
+    var name = part.split('=')[0].replace(/\+/g, ' ');
+    try {
+      return decodeURIComponent(name);
+    } catch (e) {
+      return name;
+    }
+  }
+
+  /**
+   * `search` (with its "?") less every token parameter. The other parts are kept as
+   * written rather than re-encoded by URLSearchParams, so they read the same afterwards.
+   */
+  function withoutToken(search) {
+    if (search.length <= 1) {
+      return search;
+    }
+    var kept = search
+      .slice(1)
+      .split('&')
+      .filter(function (part) {
+        return paramName(part) !== 'token';
+      });
+    return kept.length ? '?' + kept.join('&') : '';
+  }
+
+  /**
+   * Take the token out of the address bar, so it is not bookmarked, shared or shown;
+   * the session keeps it in page config. replaceState adds no history entry and keeps
+   * the path, the other parameters and the hash.
+   */
+  function removeTokenFromAddressBar() {
+    var location = window.location;
+    var search = withoutToken(location.search);
+    if (search !== location.search) {
+      window.history.replaceState(
+        window.history.state,
+        '',
+        location.pathname + search + location.hash
+      );
+    }
+  }
+
+  function withToken(url, token) {
+    var parsed = new URL(url, window.location.href);
+    parsed.searchParams.set('token', token);
+    return parsed.href;
+  }
+
+  /**
+   * The default drive builds download URLs as <baseUrl>files/<path> plus an _xsrf taken
+   * from document.cookie, and the browser fetches them itself (file-browser downloads,
+   * <img> for relative images in Markdown), so no Authorization header goes along. Without
+   * a cookie the server would refuse them; the session's token in the URL authenticates
+   * them instead. Only the default drive (this server's files) is wrapped, so the token
+   * never goes to another drive's URLs. ContentsManager.getDownloadUrl delegates here.
+   */
+  function addTokenToDownloadUrls(contents) {
+    var drive = contents.defaultDrive || contents;
+    // ServerConnection settings take the token from page config ("token").
+    var token = drive.serverSettings ? drive.serverSettings.token : '';
+    if (!token) {
+      return;
+    }
+    var getDownloadUrl = drive.getDownloadUrl.bind(drive);
+    drive.getDownloadUrl = function (path) {
+      return getDownloadUrl(path).then(function (url) {
+        return withToken(url, token);
+      });
+    };
+  }
+
+  /** specs with every resource URL (kernel logos) carrying the token. */
+  function specsWithToken(specs, token) {
+    var kernelspecs = {};
+    Object.keys(specs.kernelspecs || {}).forEach(function (name) {
+      var spec = specs.kernelspecs[name];
+      if (!spec || !spec.resources) {
+        kernelspecs[name] = spec;
+        return;
+      }
+      var resources = {};
+      Object.keys(spec.resources).forEach(function (key) {
+        resources[key] = withToken(spec.resources[key], token);
+      });
+      kernelspecs[name] = Object.assign({}, spec, { resources: resources });
+    });
+    return Object.assign({}, specs, { kernelspecs: kernelspecs });
+  }
+
+  /**
+   * Kernel logos in the launcher are <img> elements pointing at the kernelspec resource
+   * URLs, which carry no token either; serve the specs with the token in those URLs.
+   * The manager's own `specs` getter stays the source; each result is rewritten once.
+   */
+  function addTokenToKernelLogos(kernelspecs, token) {
+    if (!kernelspecs) {
+      return;
+    }
+    var descriptor = null;
+    for (var p = Object.getPrototypeOf(kernelspecs); p && !descriptor; p = Object.getPrototypeOf(p)) {
+      descriptor = Object.getOwnPropertyDescriptor(p, 'specs');
+    }
+    if (!token || !descriptor || !descriptor.get) {
+      return;
+    }
+    var rewritten = new WeakMap();
+    Object.defineProperty(kernelspecs, 'specs', {
+      configurable: true,
+      get: function () {
+        var specs = descriptor.get.call(kernelspecs);
+        if (!specs) {
+          return specs;
+        }
+        if (!rewritten.has(specs)) {
+          rewritten.set(specs, specsWithToken(specs, token));
+        }
+        return rewritten.get(specs);
+      }
+    });
+  }
+
+  var plugin = {
+    id: NAME + ':cookieless-session',
+    description: 'Removes the token from the address bar and adds it to download and logo URLs.',
+    autoStart: true,
+    activate: function (app) {
+      removeTokenFromAddressBar();
+      addTokenToDownloadUrls(app.serviceManager.contents);
+      var settings = app.serviceManager.serverSettings;
+      addTokenToKernelLogos(app.serviceManager.kernelspecs, settings ? settings.token : '');
+    }
+  };
+
+  window._JUPYTERLAB = window._JUPYTERLAB || {};
+  window._JUPYTERLAB[NAME] = {
+    // Nothing to share or to take from the shared scope.
+    init: function () {
+      return Promise.resolve();
+    },
+    get: function (module) {
+      if (module !== './extension') {
+        return Promise.reject(new Error('Module "' + module + '" does not exist in ' + NAME));
+      }
+      // __esModule makes JupyterLab read the plugins from `default`, as for a built module.
+      return Promise.resolve(function () {
+        return { __esModule: true, default: [plugin] };
+      });
+    }
+  };
+})();
