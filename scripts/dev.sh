@@ -39,7 +39,7 @@ install() {
     digest=$(sha256sum pyproject.toml | cut -c1-16)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
         "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[$extras]"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[hub,$extras]"
         echo "$digest" > "$stamp"
     fi
     if [ ! -x "$VENV/node_modules/.bin/configurable-http-proxy" ]; then
@@ -50,7 +50,7 @@ install() {
 case "${1:-}" in
     run)
         shift
-        install run
+        install hub
         exec "$VENV/bin/learnhub" run --demo "$@"
         ;;
     test)

@@ -18,8 +18,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright():
+    # Module scope: Playwright's sync API runs an event loop in this thread while it is
+    # open, and later tests that start their own loop must not find it running.
     if not CHROMIUM.exists():
         reason = "Debian's chromium is not installed (apt-get install chromium)"
         if os.environ.get("CI") == "true":
