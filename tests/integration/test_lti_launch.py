@@ -1,10 +1,13 @@
 """Cookieless LMS launches against the real hub: LTI 1.1 and 1.3, to a kernel answering 1+1."""
 
+import asyncio
 import time
 
 import pytest
 import requests
+from jupyterhub.crypto import CryptKeeper, decrypt
 
+from learnhub.auth import auth_state_key
 from tests.support import (
     execute,
     launch_from,
@@ -145,3 +148,46 @@ def test_platform_key_rotation_is_picked_up(client, hub, lms):
     # The cached JWKS lacks the new kid, so the hub fetches it again.
     launch = launch_from(hub.url, lti13_launch(client, lms, user_id="after-rotation"))
     assert launch.token
+
+
+def test_tool_registration_and_jwks(client, hub):
+    config = client.get(f"{hub.url}/hub/lti13/config").json()
+    assert config["oidc_initiation_url"] == f"{hub.url}/hub/lti13/login"
+    assert config["target_link_uri"] == f"{hub.url}/hub/lti13/launch"
+    assert config["redirect_uris"] == [f"{hub.url}/hub/lti13/launch"]
+    assert config["public_jwk_url"] == f"{hub.url}/hub/lti13/jwks"
+    assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in config["scopes"]
+    assert config["placements"]
+    keys = client.get(config["public_jwk_url"]).json()["keys"]
+    assert keys and all(k["kty"] == "RSA" and k["alg"] == "RS256" and "d" not in k for k in keys)
+
+
+async def _decrypt(blob: bytes) -> dict:
+    return await decrypt(blob)
+
+
+def test_name_and_email_only_in_encrypted_auth_state(client, hub, lms):
+    with_pii = launch_from(
+        hub.url,
+        lti11_launch(
+            client,
+            hub,
+            lms,
+            user_id="pii-1",
+            name="Ada Lovelace",
+            email="ada@example.edu",
+        ),
+    )
+    without = launch_from(hub.url, lti11_launch(client, hub, lms, user_id="pii-2"))
+    database = hub.db_path.read_bytes()
+    assert b"ada@example.edu" not in database
+    assert b"Lovelace" not in database
+    stored = dict(hub.query("select name, encrypted_auth_state from users"))
+    keeper = CryptKeeper.instance()
+    keeper.keys = [auth_state_key(bytes.fromhex((hub.state_dir / "crypt_key.hex").read_text()))]
+    state = asyncio.run(_decrypt(stored[with_pii.username]))
+    assert state["name"] == "Ada Lovelace"
+    assert state["email"] == "ada@example.edu"
+    assert state["lms_user_id"] == "pii-1"
+    bare = asyncio.run(_decrypt(stored[without.username]))
+    assert "name" not in bare and "email" not in bare
