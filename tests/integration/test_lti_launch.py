@@ -38,7 +38,7 @@ NOTEBOOK = {
 }
 
 
-def use_jupyterlab(client, launch):
+def use_jupyterlab(client, launch, hub, lms):
     """Everything a learner's JupyterLab does, with only what the launch handed over."""
     wait_until_ready(client, launch)
 
@@ -47,6 +47,7 @@ def use_jupyterlab(client, launch):
     )
     assert lab.status_code == 200, lab.text[:2000]
     assert lab.headers["Referrer-Policy"] == "no-referrer"
+    assert f"frame-ancestors 'self' {lms.url}" in lab.headers["Content-Security-Policy"]
     config = page_config(lab.text)
     assert config["token"] == launch.token
     assert config["appendToken"] == "true"
@@ -63,19 +64,25 @@ def use_jupyterlab(client, launch):
     assert again.json()["content"]["cells"][0]["source"] == "answer = 6 * 7"
 
     assert execute(launch, "1+1") == "2"
+    # The hub's log also holds the learner server's: neither may show the token.
+    assert launch.token not in hub.log_path.read_text()
 
 
 def test_lti11_launch_without_cookies(client, hub, lms):
     before = hub.counts()
-    launch = launch_from(hub.url, lti11_launch(client, hub, lms, user_id="ada"))
+    waiting = lti11_launch(client, hub, lms, user_id="ada")
+    # Exactly the registered platforms may frame the hub's pages.
+    assert waiting.headers["Content-Security-Policy"] == f"frame-ancestors 'self' {lms.url}"
+    assert waiting.headers["Cache-Control"] == "no-store"
+    launch = launch_from(hub.url, waiting)
     assert hub.counts()["users"] == before["users"] + 1
-    use_jupyterlab(client, launch)
+    use_jupyterlab(client, launch, hub, lms)
     assert client.set_cookie_headers_received == []
 
 
 def test_lti13_launch_without_cookies(client, hub, lms):
     launch = launch_from(hub.url, lti13_launch(client, lms, user_id="grace"))
-    use_jupyterlab(client, launch)
+    use_jupyterlab(client, launch, hub, lms)
     # The only cookie offered is the optional login-state cookie, SameSite=None; Secure.
     assert all(
         h.startswith("lh_lti13_") and "SameSite=None" in h and "Secure" in h
