@@ -1,0 +1,99 @@
+"""The learnhub command as an operator runs it: LTI registrations are data in the database."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+LEARNHUB = str(Path(sys.executable).with_name("learnhub"))
+
+
+def run(state, *args):
+    env = {**os.environ, "LEARNHUB_STATE_DIR": str(state)}
+    env.pop("LEARNHUB_CONFIG", None)
+    return subprocess.run(
+        [LEARNHUB, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_consumers(tmp_path):
+    added = run(tmp_path, "lti", "add-consumer", "canvas-1", "--frame-origin", "https://lms.edu")
+    assert added.returncode == 0, added.stderr
+    secret = added.stdout.strip().splitlines()[-1]
+    assert len(secret) >= 32 and " " not in secret
+    # Stored encrypted: the secret's bytes are nowhere in the database file.
+    assert secret.encode() not in (tmp_path / "learnhub.sqlite").read_bytes()
+
+    chosen = run(tmp_path, "lti", "add-consumer", "moodle-1", "--secret", "s3cret-from-moodle")
+    assert chosen.stdout.strip().splitlines()[-1] == "s3cret-from-moodle"
+    again = run(tmp_path, "lti", "add-consumer", "canvas-1")
+    assert again.returncode == 1
+    assert "consumer key 'canvas-1' already exists" in again.stderr
+
+    listed = run(tmp_path, "lti", "list-consumers").stdout
+    assert "canvas-1\tframe-origin=https://lms.edu" in listed
+    assert "moodle-1\tframe-origin=-" in listed
+    assert secret not in listed
+
+    assert run(tmp_path, "lti", "remove-consumer", "canvas-1").returncode == 0
+    missing = run(tmp_path, "lti", "remove-consumer", "canvas-1")
+    assert missing.returncode == 1
+    assert "no consumer with key 'canvas-1'" in missing.stderr
+    assert "canvas-1" not in run(tmp_path, "lti", "list-consumers").stdout
+
+
+def test_platforms(tmp_path):
+    added = run(
+        tmp_path, "lti", "add-platform",
+        "--issuer", "https://canvas.instructure.com", "--client-id", "1000042",
+        "--deployment-id", "7:a", "--deployment-id", "7:b",
+        "--auth-url", "https://sso.example.edu/authorize",
+        "--jwks-url", "https://sso.example.edu/jwks",
+        "--token-url", "https://sso.example.edu/token",
+        "--frame-origin", "https://canvas.example.edu",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "Deployments: 7:a, 7:b" in added.stdout
+    assert run(tmp_path, "lti", "add-deployment", "1", "7:c").returncode == 0
+    listed = run(tmp_path, "lti", "list-platforms").stdout
+    assert "deployments=7:a,7:b,7:c" in listed
+    assert "frame-origin=https://canvas.example.edu" in listed
+
+    bad = run(
+        tmp_path, "lti", "add-platform", "--issuer", "x", "--client-id", "c",
+        "--deployment-id", "d", "--auth-url", "not a url", "--jwks-url", "https://a/j",
+        "--token-url", "https://a/t",
+    )  # fmt: skip
+    assert bad.returncode != 0
+    assert "'not a url' is not an http(s) URL" in bad.stderr
+
+    assert run(tmp_path, "lti", "remove-platform", "1").returncode == 0
+    assert run(tmp_path, "lti", "list-platforms").stdout.strip() == "No LTI 1.3 platforms."
+
+
+def test_rotate_key_keeps_the_old_key_published(tmp_path):
+    first = run(tmp_path, "lti", "rotate-key")
+    second = run(tmp_path, "lti", "rotate-key")
+    assert first.returncode == 0 and second.returncode == 0
+    with sqlite3.connect(tmp_path / "learnhub.sqlite") as db:
+        rows = db.execute("select active from learnhub_tool_keys order by created").fetchall()
+    assert [bool(r[0]) for r in rows] == [False, True]
+
+
+def test_invalid_settings_stop_the_command(tmp_path):
+    config = tmp_path / "learnhub.yaml"
+    config.write_text("lti:\n  sesion_lifetime: 60\n")
+    result = run(tmp_path, "--config", str(config), "doctor")
+    assert result.returncode == 2
+    assert "unknown key 'lti.sesion_lifetime': did you mean 'session_lifetime'?" in result.stderr
+
+
+def test_doctor_reports_what_would_run(tmp_path):
+    result = run(tmp_path, "doctor")
+    assert "[ok] settings: defaults" in result.stdout
+    assert "LTI registrations: 0" in result.stdout
