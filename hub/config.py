@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .services import update_services
 from .settings import Settings
 from .store import Store
 
@@ -106,3 +107,4 @@ def apply_config(c, settings: Settings) -> None:
     update_auth(c, settings)
     update_security(c, settings, origins)
     update_spawner(c, settings, origins)
+    update_services(c, settings)

@@ -176,6 +176,48 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "culler": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "the idle culler, a hub service that stops learner servers nobody "
+            "uses; their files stay and the next launch from the LMS starts them again",
+            "properties": {
+                "enabled": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "true to stop idle learner servers, false to leave them "
+                    "running until an operator stops them",
+                },
+                "idle_timeout": {
+                    "type": "integer",
+                    "minimum": 30,
+                    "maximum": 604800,
+                    "default": 3600,
+                    "description": "seconds a learner server may go without activity (kernel "
+                    "execution, saves, an open JupyterLab tab) before it is stopped, 30 to "
+                    "604800; default 3600; values under 1800 make learner servers report "
+                    "activity more often than every 300 seconds",
+                },
+                "check_every": {
+                    "type": "integer",
+                    "minimum": 5,
+                    "maximum": 3600,
+                    "default": 300,
+                    "description": "seconds between two checks for idle servers, 5 to 3600 and "
+                    "at most culler.idle_timeout; default 300",
+                },
+                "max_age": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 2592000,
+                    "default": 0,
+                    "description": "seconds after its start when a learner server is stopped "
+                    "even while in use (work typed since the last save is lost), 0 to "
+                    "2592000; default 0, which never stops a server for its age",
+                },
+            },
+        },
         "demo": {
             "type": "object",
             "additionalProperties": False,
