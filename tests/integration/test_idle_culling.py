@@ -78,7 +78,16 @@ def hub(lms, tmp_path_factory):
     assert added.returncode == 0, added.stderr
     instance.start()
     yield instance
+    # The hub leaves learner servers running when it stops (containers too): let the
+    # culler stop them all first, whatever the backend.
+    deadline = time.monotonic() + CULL_WITHIN
+    while running_servers(instance) and time.monotonic() < deadline:
+        time.sleep(1)
     instance.shutdown_everything()
+
+
+def running_servers(hub: Hub) -> int:
+    return hub.query("select count(*) from spawners where server_id is not null")[0][0]
 
 
 def server_running(hub: Hub, username: str) -> bool:
@@ -238,3 +247,8 @@ def test_active_servers_are_not_culled(client, hub, lms):
         kernel.close()
     assert culled_in_log(hub, saver.username) == []
     assert culled_in_log(hub, runner.username) == []
+
+    # Once they stop working, they are idle like anyone else.
+    for launch in (saver, runner):
+        wait_until_stopped(hub, launch.username, CULL_WITHIN)
+        assert culled_in_log(hub, launch.username)
