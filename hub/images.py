@@ -646,6 +646,12 @@ def cmd_build(settings, args) -> int:
         build_learner_image(
             base_image=args.base_image, no_cache=args.no_cache, pull=not args.no_pull
         )
+        if getattr(args, "hub", False):
+            from .hub_image import build_hub_image
+
+            build_hub_image(
+                base_image=args.base_image, no_cache=args.no_cache, pull=not args.no_pull
+            )
     except ImageBuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -675,5 +681,11 @@ def add_commands(subparsers) -> None:
         "--no-pull",
         action="store_true",
         help="never contact a registry: use the base image if it is here, else the local base",
+    )
+    build.add_argument(
+        "--hub",
+        action="store_true",
+        help="also build the hub image of deploy/compose (learnhub/hub:<version> and :latest) "
+        "on the same base",
     )
     build.set_defaults(func=cmd_build)

@@ -1,0 +1,128 @@
+"""The hub image of deploy/compose, built like the learner image on a registry or local base."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .images import (
+    SOURCE_ROOT,
+    DockerEngine,
+    ImageBuildError,
+    Progress,
+    _say,
+    build_wheel,
+    docker_tag,
+    learner_build_command,
+    local_certificate_authorities,
+    resolve_base,
+)
+
+HUB_REPOSITORY = "learnhub/hub"
+
+
+# Pure builders
+
+
+def hub_tags(version: str = __version__) -> list[str]:
+    """The tags of a hub image: the LearnHub version, then `latest`."""
+    return [f"{HUB_REPOSITORY}:{docker_tag(version)}", f"{HUB_REPOSITORY}:latest"]
+
+
+def hub_context_layout(source: Path) -> list[tuple[Path, str]]:
+    """(source path, path in the build context) of everything the hub Dockerfile copies,
+    except the project's wheel (`learnhub/dist/`) and the build's certificate authorities."""
+    hub = source / "images" / "hub"
+    return [
+        (hub / "Dockerfile", "Dockerfile"),
+        (hub / "requirements.txt", "requirements.txt"),
+        (hub / "entrypoint.sh", "entrypoint.sh"),
+        (hub / "proxy" / "package.json", "proxy/package.json"),
+        (hub / "proxy" / "package-lock.json", "proxy/package-lock.json"),
+        # The very file the embedded default runs: one code path for both.
+        (source / "jupyterhub_config.py", "jupyterhub_config.py"),
+    ]
+
+
+def stage_hub_context(
+    source: Path, context: Path, wheel: Path, build_ca: Iterable[Path] = ()
+) -> None:
+    """Copy what the hub image is built from into `context` (a directory)."""
+    for path, relative in hub_context_layout(source):
+        if not path.exists():
+            raise ImageBuildError(f"{path} is missing: is {source} a LearnHub checkout?")
+        target = context / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    ca_dir = context / "build-ca"
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    for index, certificate in enumerate(build_ca):
+        shutil.copyfile(certificate, ca_dir / f"{index:02d}-{certificate.name}")
+    dist = context / "learnhub" / "dist"
+    dist.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(wheel, dist / wheel.name)
+
+
+# I/O
+
+
+@dataclass(frozen=True)
+class HubBuild:
+    """A built hub image."""
+
+    tags: list[str]
+    image_id: str
+    base_image: str
+    seconds: float
+
+
+def build_hub_image(
+    *,
+    source: Path = SOURCE_ROOT,
+    base_image: str | None = None,
+    no_cache: bool = False,
+    pull: bool = True,
+    version: str = __version__,
+    engine: DockerEngine | None = None,
+    progress: Progress = print,
+) -> HubBuild:
+    """Build `learnhub/hub:<version>` and `:latest` on the learner image's choice of base."""
+    engine = engine or DockerEngine()
+    started = time.monotonic()
+    server = engine.version()
+    if server is None:
+        raise ImageBuildError(
+            "no Docker engine answers: run scripts/provision-docker.sh (as root), or start dockerd"
+        )
+    base, _built, network = resolve_base(engine, base_image, pull=pull, progress=progress)
+    tags = hub_tags(version)
+    with tempfile.TemporaryDirectory(prefix="learnhub-hub-") as tmp:
+        context = Path(tmp) / "context"
+        _say(progress, f"building the learnhub wheel from {source}")
+        wheel = build_wheel(source, Path(tmp) / "dist")
+        stage_hub_context(source, context, wheel, local_certificate_authorities())
+        _say(progress, f"docker build {', '.join(tags)} on {base}")
+        command = learner_build_command(
+            context,
+            base_image=base,
+            tags=tags,
+            version=version,
+            no_cache=no_cache,
+            network=network,
+        )
+        engine.run(command, "docker build of the hub image")
+    image_id = engine.image_id(tags[0])
+    if image_id is None:
+        raise ImageBuildError(f"docker build ended but {tags[0]} is not there")
+    build = HubBuild(tags, image_id, base, time.monotonic() - started)
+    size = engine.image_size(tags[0]) / 1e6
+    _say(
+        progress,
+        f"built {', '.join(tags)} ({image_id[:19]}, {size:.0f} MB) in {build.seconds:.0f}s",
+    )
+    return build
