@@ -16,6 +16,7 @@ from . import images
 from .config import find_proxy_command
 from .privacy import breach
 from .settings import Settings, SettingsError, load_settings
+from .spawners import learner_server_findings
 from .store import Store
 
 DEMO_CONSUMER_KEY = "learnhub-demo"
@@ -161,12 +162,7 @@ def doctor_findings(settings: Settings) -> list[tuple[str, str]]:
                 "configurable-http-proxy` or set proxy.command",
             )
         )
-    findings.append(
-        (
-            "warning",
-            "learner servers: local processes (learners are not isolated from each other)",
-        )
-    )
+    findings.extend(learner_server_findings(settings))
     if not settings.is_loopback and not settings.public_url.startswith("https://"):
         findings.append(
             ("warning", f"the hub listens on {settings.bind_url} without TLS: use https")

@@ -6,8 +6,17 @@ import shutil
 import sys
 from pathlib import Path
 
+from traitlets.log import get_logger
+
 from .services import update_services
 from .settings import Settings
+from .spawners import (
+    LearnerNetwork,
+    SpawnerBackend,
+    hub_listen_ip,
+    learner_network,
+    resolve_backend,
+)
 from .store import Store
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -80,11 +89,13 @@ def update_security(c, settings: Settings, origins: list[str]) -> None:
     }
 
 
-def update_spawner(c, settings: Settings, origins: list[str]) -> None:
+def update_spawner(
+    c, settings: Settings, origins: list[str], backend: SpawnerBackend | None = None
+) -> None:
+    """Learner servers: `backend` is what resolve_backend chose (asked here when not given)."""
     spawner = settings["spawner"]
-    c.JupyterHub.spawner_class = "learnhub-local"
-    c.LocalLearnerSpawner.home_dir_template = str(settings.state_dir / "homes" / "{username}")
-    c.Spawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
+    backend = backend or resolve_backend(settings)
+    c.JupyterHub.spawner_class = f"learnhub-{backend.name}"
     c.Spawner.args = [f"--ServerApp.jpserver_extensions={SINGLEUSER_EXTENSION}=True"]
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = spawner["start_timeout"]
@@ -94,6 +105,29 @@ def update_spawner(c, settings: Settings, origins: list[str]) -> None:
         "JUPYTERHUB_ALLOW_TOKEN_IN_URL": "1",
         "LEARNHUB_FRAME_ANCESTORS": " ".join(origins),
     }
+
+    c.LocalLearnerSpawner.home_dir_template = str(settings.state_dir / "homes" / "{username}")
+    c.LocalLearnerSpawner.cmd = [str(Path(sys.prefix) / "bin" / "jupyterhub-singleuser")]
+
+    # Containers run their image's command (jupyterhub-singleuser in the learner image).
+    c.DockerLearnerSpawner.image = spawner["images"][0]
+    c.DockerLearnerSpawner.allowed_images = list(spawner["images"])
+    c.DockerLearnerSpawner.cpu_limit = float(spawner["cpu_limit"])
+    c.DockerLearnerSpawner.mem_limit = spawner["mem_limit"]
+    c.DockerLearnerSpawner.pids_limit = spawner["pids_limit"]
+    c.DockerLearnerSpawner.network_name = spawner["network"]
+
+
+def update_network(c, settings: Settings, network: LearnerNetwork) -> None:
+    """The hub API where learner containers reach it, and how the hub reaches them."""
+    # The API port only: the proxy keeps listening on bind_url.
+    c.JupyterHub.hub_ip = hub_listen_ip(settings["hub"]["api_ip"], network.gateway)
+    c.JupyterHub.hub_connect_ip = network.gateway
+    c.DockerLearnerSpawner.network_name = network.name
+    c.DockerLearnerSpawner.host_ip = "127.0.0.1"
+    # Docker publishes no ports from an internal network: the hub and the proxy then reach a
+    # container at its own address, which only this machine can route to.
+    c.DockerLearnerSpawner.use_internal_ip = network.internal
 
 
 def apply_config(c, settings: Settings) -> None:
@@ -106,5 +140,8 @@ def apply_config(c, settings: Settings) -> None:
     update_proxy(c, settings)
     update_auth(c, settings)
     update_security(c, settings, origins)
-    update_spawner(c, settings, origins)
+    backend = resolve_backend(settings, log=get_logger())
+    update_spawner(c, settings, origins, backend)
+    if backend.isolated:
+        update_network(c, settings, learner_network(settings))
     update_services(c, settings)

@@ -146,9 +146,57 @@ SCHEMA: dict[str, Any] = {
             "default": {},
             "properties": {
                 "backend": {
-                    "enum": ["local"],
-                    "default": "local",
-                    "description": "how learner servers run: local processes",
+                    "enum": ["auto", "docker", "local"],
+                    "default": "auto",
+                    "description": "how learner servers run: docker (a container each, "
+                    "isolated), local (processes of the hub's user, NOT isolated: demos only) "
+                    "or auto (docker when an engine answers and the learner image is there, "
+                    "else local with a warning)",
+                },
+                "images": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._/:@-]*$"},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "default": ["learnhub/learner:latest"],
+                    "description": "the images learner containers may run, the default "
+                    "first, e.g. [learnhub/learner:latest]; nobody can start another",
+                },
+                "cpu_limit": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 256,
+                    "default": 1,
+                    "description": "CPUs one learner container may use, e.g. 1 or 0.5",
+                },
+                "mem_limit": {
+                    "type": "string",
+                    "pattern": "^[0-9]+(\\.[0-9]+)?[KMGT]$",
+                    "default": "2G",
+                    "description": "memory of one learner container, with a unit K, M, G or "
+                    "T, e.g. 2G or 512M (/tmp counts towards it)",
+                },
+                "pids_limit": {
+                    "type": "integer",
+                    "minimum": 64,
+                    "maximum": 65536,
+                    "default": 256,
+                    "description": "processes and threads one learner container may hold "
+                    "(64 to 65536)",
+                },
+                "egress": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "whether learner containers may open connections beyond "
+                    "this machine (PY4E assignments fetch web pages); false puts them on an "
+                    "internal Docker network",
+                },
+                "network": {
+                    "type": "string",
+                    "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$",
+                    "default": "learnhub-learners",
+                    "description": "name of the Docker network of learner containers, made "
+                    "at hub start with inter-container traffic disabled",
                 },
                 "start_timeout": {
                     "type": "integer",
