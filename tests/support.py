@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -136,9 +137,14 @@ class Hub:
             return "(no hub log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def usernames(self) -> list[str]:
+        return [name for (name,) in self.query("select name from users")]
+
     def shutdown_everything(self) -> None:
-        """Stop the hub, then the servers and proxy it deliberately leaves running."""
-        pids = self.server_pids() if self.db_path.exists() else []
+        """Stop the hub, then the servers, containers and proxy it deliberately leaves running."""
+        has_db = self.db_path.exists()
+        pids = self.server_pids() if has_db else []
+        users = self.usernames() if has_db else []
         self.stop()
         proxy_pid = self.state_dir / "proxy.pid"
         if proxy_pid.exists():
@@ -146,6 +152,27 @@ class Hub:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
+        remove_learner_containers(users)
+
+
+def remove_learner_containers(usernames: list[str]) -> None:
+    """Remove the learners' containers and home volumes that a test hub left behind."""
+    from learnhub.spawners import USER_LABEL
+
+    if not usernames or shutil.which("docker") is None:
+        return
+    for name in usernames:
+        label = f"label={USER_LABEL}={name}"
+        for kind, listing in (("rm", ["ps", "-aq"]), ("volume", ["volume", "ls", "-q"])):
+            found = subprocess.run(
+                ["docker", *listing, "--filter", label],
+                capture_output=True, text=True, timeout=60, check=False,
+            ).stdout.split()  # fmt: skip
+            if found:
+                command = ["rm", "-f"] if kind == "rm" else ["volume", "rm", "-f"]
+                subprocess.run(
+                    ["docker", *command, *found], capture_output=True, timeout=120, check=False
+                )
 
 
 def write_settings(path: Path, url: str, **extra) -> None:

@@ -9,7 +9,10 @@ from learnhub.settings import load_settings
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(environ={"LEARNHUB_STATE_DIR": str(tmp_path)})
+    # Local learner servers: with "auto", apply_config would ask a Docker engine.
+    path = tmp_path / "learnhub.yaml"
+    path.write_text("spawner:\n  backend: local\n")
+    return load_settings(path, environ={"LEARNHUB_STATE_DIR": str(tmp_path)})
 
 
 def test_apply_config_sets_every_area(settings):

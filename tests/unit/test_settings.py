@@ -10,7 +10,7 @@ def test_defaults_fill_every_area():
     assert values["public_url"] == "http://127.0.0.1:8000"
     assert values["hub"]["admin_users"] == ["admin"]
     assert values["lti"]["session_lifetime"] == 14400
-    assert values["spawner"]["backend"] == "local"
+    assert values["spawner"]["backend"] == "auto"
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,7 @@ def test_defaults_fill_every_area():
         ({"hub": {"adminusers": []}}, "unknown key 'hub.adminusers': did you mean 'admin_users'?"),
         ({"lti": {"session_lifetime": 10}}, "'lti.session_lifetime' is 10"),
         ({"lti": {"session_lifetime": "long"}}, "'lti.session_lifetime' must be of type integer"),
-        ({"spawner": {"backend": "kubernetes"}}, "use one of 'local'"),
+        ({"spawner": {"backend": "kubernetes"}}, "use one of 'auto', 'docker', 'local'"),
         ({"public_url": "ftp://x"}, "'public_url'"),
         ({"database": {"url": "mysql://x"}}, "'database.url'"),
         ({"lti": {"frame_origins": ["https://lms.example.edu/path"]}}, "'lti.frame_origins.0'"),
