@@ -2,6 +2,7 @@
 # Install what LearnHub needs into ./.venv (idempotent), then run it or its tests.
 #   scripts/dev.sh run    start the hub with SQLite, local learner servers and the demo LMS
 #   scripts/dev.sh test   run the whole test suite (extra pytest arguments are passed on)
+#   scripts/dev.sh images build the learner and hub images (needs a Docker engine; no registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,8 +59,13 @@ case "${1:-}" in
         install test
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    images)
+        shift
+        install test
+        exec "$VENV/bin/learnhub" images build --no-pull --hub "$@"
+        ;;
     *)
-        echo "usage: scripts/dev.sh run|test [args]" >&2
+        echo "usage: scripts/dev.sh run|test|images [args]" >&2
         exit 2
         ;;
 esac
