@@ -1,4 +1,4 @@
-"""The jupyter-server extension: frame-ancestors, token page config, no URL-token cookie."""
+"""The jupyter-server extension: frame-ancestors, HSTS, Tk, token page config, no token cookie."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from traitlets.config import LoggingConfigurable
 
 from . import labextension_path
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
-from .headers import check_origins, security_headers
+from .headers import HSTS, HSTS_ENV, check_origins, security_headers
+from .tracking import TrackingStatus, follow_do_not_track_sessions
 
 FRAME_ANCESTORS_ENV = "LEARNHUB_FRAME_ANCESTORS"
 
@@ -42,6 +43,17 @@ class LearnHubSingleUser(LoggingConfigurable):
     def _check_frame_ancestors(self, proposal) -> list[str]:
         return check_origins(proposal.value, "LearnHubSingleUser.frame_ancestors")
 
+    strict_transport_security = Unicode(
+        help="""Value of the Strict-Transport-Security header on every response, e.g.
+        max-age=31536000; empty sends none. Default: $LEARNHUB_STRICT_TRANSPORT_SECURITY,
+        which the hub's spawner sets when LearnHub is served over HTTPS.
+        """,
+    ).tag(config=True)
+
+    @default("strict_transport_security")
+    def _strict_transport_security_from_env(self) -> str:
+        return os.environ.get(HSTS_ENV, "").strip()
+
 
 def _link_jupyter_server_extension(serverapp: ServerApp) -> None:
     # JupyterLab finds prebuilt extensions in LabServerApp.extra_labextensions_path +
@@ -70,7 +82,15 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     headers = settings.setdefault("headers", {})
     headers.update(security_headers(headers, learnhub.frame_ancestors))
 
+    if learnhub.strict_transport_security:
+        headers[HSTS] = learnhub.strict_transport_security
+
     settings["page_config_hook"] = token_page_config_hook(settings.get("page_config_hook"))
+
+    # Tk: N on every response to a request, or a launch session, that refuses tracking.
+    # This server records nothing about anyone, with or without DNT: the hub's aggregate
+    # counts are LearnHub's only statistics.
+    serverapp.web_app.add_transform(TrackingStatus)
 
     learnhub.log.info("LearnHub: frame-ancestors 'self' %s", " ".join(learnhub.frame_ancestors))
 
@@ -80,3 +100,4 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
         learnhub.log.info(
             "LearnHub: a ?token= no longer goes into the %s cookie", hub_auth.cookie_name
         )
+        follow_do_not_track_sessions(serverapp.identity_provider)

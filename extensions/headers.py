@@ -7,6 +7,9 @@ from collections.abc import Iterable, Mapping
 
 CSP = "Content-Security-Policy"
 REFERRER_POLICY = "Referrer-Policy"
+HSTS = "Strict-Transport-Security"
+# The hub's spawner sets it to the HSTS value when LearnHub is served over HTTPS.
+HSTS_ENV = "LEARNHUB_STRICT_TRANSPORT_SECURITY"
 
 # An origin as CSP source expressions spell one: scheme, host (optionally "*."-wildcarded,
 # or a bracketed IPv6 literal) and an optional port. No path, quote, comma or semicolon,
@@ -55,3 +58,16 @@ def security_headers(existing: Mapping[str, str], origins: Iterable[str]) -> dic
         # A Lab URL can carry ?token=; no-referrer keeps it from reaching other sites.
         REFERRER_POLICY: "no-referrer",
     }
+
+
+def with_directive(existing: str, directive: str, sources: str) -> str:
+    """Return the policy `existing` with `directive` set to exactly `sources`, first.
+
+    Other directives of `existing` are kept, e.g. the frame-ancestors the hub sends.
+    """
+    others = [
+        d.strip()
+        for d in existing.split(";")
+        if d.strip() and d.split()[0].lower() != directive.lower()
+    ]
+    return "; ".join([f"{directive} {sources}", *others])

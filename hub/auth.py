@@ -16,6 +16,7 @@ from .lti11.handlers import LTI11LaunchHandler
 from .lti13 import handlers as lti13
 from .lti13.jwks import PlatformKeys
 from .lti13.keys import ToolKeys
+from .privacy.handlers import privacy_handlers
 from .store import Store
 
 
@@ -153,4 +154,5 @@ class LearnHubAuthenticator(NativeAuthenticator):
             (rf"/{lti13.LAUNCH_PATH}", lti13.LTI13LaunchHandler),
             (rf"/{lti13.JWKS_PATH}", lti13.JWKSHandler),
             (rf"/{lti13.CONFIG_PATH}", lti13.ToolConfigHandler),
+            *privacy_handlers(),
         ]

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 from . import images
 from .config import find_proxy_command
-from .privacy import breach
+from .privacy import analytics, breach
+from .privacy.policy import policy_findings
+from .privacy.tls import tls_findings
 from .settings import Settings, SettingsError, load_settings
 from .spawners import learner_server_findings
 from .store import Store
@@ -163,10 +165,8 @@ def doctor_findings(settings: Settings) -> list[tuple[str, str]]:
             )
         )
     findings.extend(learner_server_findings(settings))
-    if not settings.is_loopback and not settings.public_url.startswith("https://"):
-        findings.append(
-            ("warning", f"the hub listens on {settings.bind_url} without TLS: use https")
-        )
+    findings.extend(tls_findings(settings.values))
+    findings.extend(policy_findings(settings.values))
     store = _store(settings)
     count = len(store.list_consumers()) + len(store.list_platforms())
     level = "ok" if count else "warning"
@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     images.add_commands(commands)
     breach.add_commands(commands)
+    analytics.add_commands(commands)
     return parser
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from traitlets.log import get_logger
 
+from .privacy.config import update_privacy, update_tls
 from .services import update_services
 from .settings import Settings
 from .spawners import (
@@ -145,3 +146,5 @@ def apply_config(c, settings: Settings) -> None:
     if backend.isolated:
         update_network(c, settings, learner_network(settings))
     update_services(c, settings)
+    update_privacy(c, settings)
+    update_tls(c, settings)

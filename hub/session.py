@@ -10,8 +10,12 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE, tracking_refused
+
 from .errors import LaunchError
 from .identity import Identity, parse_group_name
+from .privacy import analytics as stats
+from .privacy.handlers import own_page_csp
 
 if TYPE_CHECKING:
     from .auth import LearnHubAuthenticator
@@ -19,10 +23,15 @@ if TYPE_CHECKING:
 SESSION_TOKEN_NOTE = "LearnHub LMS launch session"  # noqa: S105 (a label, not a secret)
 
 
-def session_scopes(username: str) -> list[str]:
-    """What a launch token may do: use and watch this one learner's default server."""
+def session_scopes(username: str, *, do_not_track: bool = False) -> list[str]:
+    """What a launch token may do: use and watch this one learner's default server.
+
+    With `do_not_track`, the token also carries the marker that tells the learner's
+    server the session asked not to be tracked.
+    """
     server = f"{username}/"
-    return [f"access:servers!server={server}", f"read:servers!server={server}"]
+    scopes = [f"access:servers!server={server}", f"read:servers!server={server}"]
+    return [*scopes, DO_NOT_TRACK_SCOPE] if do_not_track else scopes
 
 
 def auth_state_for(identity: Identity, previous: dict | None) -> dict:
@@ -66,6 +75,8 @@ class LaunchHandler(BaseHandler):
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
         self.set_header("Referrer-Policy", "no-referrer")
+        # Pages rendered from LearnHub's templates load only files of this origin.
+        self.set_header("Content-Security-Policy", own_page_csp(self.settings.get("headers", {})))
 
     def public_url_for(self, path: str) -> str:
         """The URL an LMS uses for a hub path (public_url, not the Host the proxy saw)."""
@@ -140,6 +151,14 @@ class LaunchHandler(BaseHandler):
             user.name,
             identity.course.id if identity.course else "-",
         )
+        # The launch's DNT or GPC decides for the whole session: nothing is counted now,
+        # and the token tells the learner's server (see session_scopes).
+        do_not_track = tracking_refused(self.request.headers)
+        analytics = self.settings.get(stats.SETTINGS_KEY)
+        if analytics is not None and not do_not_track:
+            stats.record_safely(
+                "launch", lambda: analytics.record_launch(identity.lti_version, user.name)
+            )
 
         spawner = user.spawner
         if not spawner.ready and not spawner.pending:
@@ -156,7 +175,7 @@ class LaunchHandler(BaseHandler):
         token = user.new_api_token(
             note=SESSION_TOKEN_NOTE,
             expires_in=learnhub.session_lifetime,
-            scopes=session_scopes(user.name),
+            scopes=session_scopes(user.name, do_not_track=do_not_track),
         )
         self.finish(
             self.render_page(

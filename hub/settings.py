@@ -359,6 +359,59 @@ SCHEMA: dict[str, Any] = {
                 }
             },
         },
+        "tls": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "how browsers reach LearnHub over HTTPS: a certificate the proxy "
+            "serves, or a trusted proxy in front that terminates TLS",
+            "properties": {
+                "cert_file": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "PEM certificate chain the proxy serves on bind_url, e.g. "
+                    "/etc/letsencrypt/live/learnhub.example.edu/fullchain.pem; needs "
+                    "tls.key_file and an https public_url",
+                },
+                "key_file": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "PEM private key of tls.cert_file, e.g. "
+                    "/etc/letsencrypt/live/learnhub.example.edu/privkey.pem",
+                },
+                "terminated_by_proxy": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "true when a trusted proxy in front of LearnHub (Caddy, "
+                    "nginx, a load balancer) terminates TLS and forwards plain HTTP to "
+                    "bind_url; public_url must then be https",
+                },
+            },
+        },
+        "privacy": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "the privacy policy page and first-party statistics",
+            "properties": {
+                "analytics": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "true to keep daily counts in the platform database "
+                    "(launches per LTI version, distinct learners who launched, learner "
+                    "servers started, hub page views per route), never for a request or "
+                    "launch with DNT or GPC; false to keep none",
+                },
+                "policy_template": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "path of a Jinja template served at /hub/privacy instead "
+                    "of LearnHub's default policy, e.g. /etc/learnhub/privacy.html; it may "
+                    "extend learnhub-base.html and use operator_name, contact_email, "
+                    "postal_lines and site",
+                },
+            },
+        },
         "operator": {
             "type": "object",
             "additionalProperties": False,

@@ -40,6 +40,7 @@ REMOTE_ENTRY = "static/remoteEntry.learnhub.js"
 
 ORIGINS = "https://canvas.example.edu http://127.0.0.1:8001"
 FRAME_ANCESTORS = "frame-ancestors 'self' https://canvas.example.edu http://127.0.0.1:8001"
+HSTS = "max-age=31536000"
 
 
 def directives(csp: str) -> dict[str, str]:
@@ -135,6 +136,7 @@ def blank_token_hook(handler, page_config):
 @pytest.fixture
 def jp_server_config(monkeypatch):
     monkeypatch.setenv("LEARNHUB_FRAME_ANCESTORS", ORIGINS)
+    monkeypatch.setenv("LEARNHUB_STRICT_TRANSPORT_SECURITY", HSTS)
     # The file the package ships is what enables the extension here.
     config = Config(json.loads(SHIPPED_CONFIG.read_text()))
     config.ServerApp.jpserver_extensions["jupyterlab"] = True
@@ -170,6 +172,39 @@ def test_lab_page_headers(fetch, token):
     r = fetch("lab", params={"token": token})
     assert r.headers["Content-Security-Policy"] == FRAME_ANCESTORS
     assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["Strict-Transport-Security"] == HSTS
+    assert "Tk" not in r.headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "tk"),
+    [
+        ({"DNT": "1"}, "N"),
+        ({"Sec-GPC": "1"}, "N"),
+        ({"DNT": "0"}, None),
+        ({}, None),
+    ],
+    ids=["dnt", "gpc", "dnt-0", "none"],
+)
+@pytest.mark.parametrize(
+    "parts", [("lab",), ("api", "contents"), ("api", "nonexistent")], ids=["page", "api", "404"]
+)
+def test_tracking_status_follows_the_request(fetch, token, headers, tk, parts):
+    r = fetch(
+        *parts,
+        params={"token": token},
+        headers={"Authorization": f"token {token}", **headers},
+        raise_error=False,
+    )
+    assert r.headers.get("Tk") == tk
+
+
+def test_privacy_link_schema_puts_the_command_in_the_help_menu(fetch, token):
+    r = fetch("lab", "api", "settings", "@learnhub/lab:privacy-link", params={"token": token})
+    schema = json.loads(r.body)["schema"]
+    help_menu = [m for m in schema["jupyter.lab.menus"]["main"] if m["id"] == "jp-mainmenu-help"]
+    assert help_menu
+    assert {"command": "learnhub:open-privacy-policy", "rank": 0.5} in help_menu[0]["items"]
 
 
 @pytest.mark.parametrize(
@@ -240,9 +275,15 @@ def test_token_is_not_logged(fetch, token, caplog):
 NODE_HARNESS = r"""
 const [entry, href, token] = process.argv.slice(2);
 const replaced = [];
+const opened = [];
+globalThis.document = {
+  getElementById: id => (id === 'jupyter-config-data'
+    ? { textContent: JSON.stringify({ hubPrefix: '/hub/', hubHost: '' }) } : null),
+};
 globalThis.window = {
   location: new URL(href),
   history: { state: { lab: 1 }, replaceState: (state, _, url) => replaced.push({ state, url }) },
+  open: (url, target, features) => opened.push([url, target, features]),
   // As in a frame whose browser blocks cookies: reading web storage throws.
   get localStorage() { throw new Error('SecurityError: Access is denied for this document.'); },
   get sessionStorage() { throw new Error('SecurityError: Access is denied for this document.'); },
@@ -265,10 +306,15 @@ const drive = {
     }
   }
   const kernelspecs = new KernelSpecManager();
+  const commands = new Map();
   for (const plugin of module.default) {
-    plugin.activate({ serviceManager: {
-      contents: { defaultDrive: drive }, kernelspecs, serverSettings: { token } } });
+    plugin.activate({
+      commands: { addCommand: (id, options) => commands.set(id, options) },
+      serviceManager: { contents: { defaultDrive: drive }, kernelspecs, serverSettings: { token } },
+    });
   }
+  const privacy = commands.get('learnhub:open-privacy-policy');
+  privacy.execute();
   const missing = await container.get('./index').catch(e => e.message);
   console.log(JSON.stringify({
     esModule: module.__esModule,
@@ -278,6 +324,9 @@ const drive = {
     logo: kernelspecs.specs.kernelspecs.python3.resources['logo-64x64'],
     storage: window.localStorage.getItem('kept'),
     missing,
+    commands: [...commands.keys()],
+    privacyLabel: privacy.label,
+    opened,
   }));
 })().catch(e => { console.error(e); process.exit(1); });
 """
@@ -315,7 +364,14 @@ def test_labextension_in_node(tmp_path, href, token, replaced_url, download):
     )
     result = json.loads(out.stdout)
     assert result["esModule"] is True
-    assert result["plugins"] == [["@learnhub/lab:cookieless-session", True]]
+    assert result["plugins"] == [
+        ["@learnhub/lab:cookieless-session", True],
+        ["@learnhub/lab:privacy-link", True],
+    ]
+    # The Help menu's item runs this command, which opens the hub's policy in a new tab.
+    assert result["commands"] == ["learnhub:open-privacy-policy"]
+    assert result["privacyLabel"] == "Privacy Policy"
+    assert result["opened"] == [["/hub/privacy", "_blank", "noopener"]]
     expected = [{"state": {"lab": 1}, "url": replaced_url}] if replaced_url else []
     assert result["replaced"] == expected
     assert result["download"] == download
@@ -410,6 +466,8 @@ def test_oauth_login_still_sets_its_cookie(hub_auth, learner_server, get):
 # --- jupyterhub-singleuser as the hub spawns it, against a stand-in hub API ----------------
 
 LEARNER_TOKEN = "learner-token-0123456789"
+# A launch token of a session that asked not to be tracked: the hub gives it this scope.
+DNT_TOKEN = "learner-token-do-not-track"
 
 
 class HubAPI(BaseHTTPRequestHandler):
@@ -422,9 +480,12 @@ class HubAPI(BaseHTTPRequestHandler):
         if self.path.rstrip("/") == "/hub/api":
             self.reply(200, {}, {"X-JupyterHub-Version": jupyterhub.__version__})
         elif self.path.startswith("/hub/api/user"):
+            user = {"kind": "user", "name": "learner", "session_id": None}
             if self.headers.get("Authorization") == f"token {LEARNER_TOKEN}":
-                user = {"kind": "user", "name": "learner", "session_id": None}
                 self.reply(200, {**user, "scopes": ["access:servers!user=learner"]})
+            elif self.headers.get("Authorization") == f"token {DNT_TOKEN}":
+                scopes = ["access:servers!user=learner", "custom:learnhub:do-not-track"]
+                self.reply(200, {**user, "scopes": scopes})
             else:
                 self.reply(403, {})
         else:
@@ -554,6 +615,31 @@ def test_lms_session_in_jupyterhub_singleuser(singleuser):
 
     assert "/lab?token=[secret]" in log.read_text()
     assert LEARNER_TOKEN not in log.read_text()
+    # Served over plain HTTP here: the spawner sets no HSTS, and this session allows tracking.
+    assert "Strict-Transport-Security" not in lab.headers
+    assert "Tk" not in lab.headers and "Tk" not in api.headers
+
+
+@pytest.mark.integration
+def test_do_not_track_session_gets_tk_without_repeating_dnt(singleuser):
+    url, _ = singleuser
+    lab = requests.get(
+        url + "lab?" + urlencode({"token": DNT_TOKEN}),
+        headers={"Sec-Fetch-Mode": "navigate"},
+        timeout=10,
+    )
+    assert lab.status_code == 200
+    assert lab.headers["Tk"] == "N"
+    # Later requests of the session carry the token, not necessarily the DNT header.
+    api = requests.get(
+        url + "api/contents", headers={"Authorization": f"token {DNT_TOKEN}"}, timeout=10
+    )
+    assert api.status_code == 200
+    assert api.headers["Tk"] == "N"
+    other = requests.get(
+        url + "api/contents", headers={"Authorization": f"token {LEARNER_TOKEN}"}, timeout=10
+    )
+    assert "Tk" not in other.headers
 
 
 @pytest.mark.integration

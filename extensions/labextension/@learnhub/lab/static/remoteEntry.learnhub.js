@@ -1,5 +1,6 @@
 /*
- * @learnhub/lab: cookieless learner sessions in JupyterLab.
+ * @learnhub/lab: cookieless learner sessions in JupyterLab, and the privacy policy in its
+ * Help menu.
  *
  * Hand-written in the shape of a webpack module-federation remote entry, the interface
  * through which JupyterLab loads prebuilt extensions: its bootstrap.js adds this script,
@@ -199,6 +200,50 @@
     }
   };
 
+  var PRIVACY_COMMAND = 'learnhub:open-privacy-policy';
+
+  /** The page config JupyterLab itself reads at start-up (the jupyter-config-data script). */
+  function pageConfig() {
+    var element = typeof document === 'undefined' ? null : document.getElementById('jupyter-config-data');
+    try {
+      return element ? JSON.parse(element.textContent) : {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  /**
+   * The hub's privacy policy. jupyterhub-singleuser puts the hub's prefix in page config
+   * (hubPrefix, "/hub/") and, when the hub has a domain of its own, its origin (hubHost).
+   */
+  function privacyPolicyUrl(config) {
+    var prefix = config.hubPrefix || '/hub/';
+    return (config.hubHost || '') + prefix.replace(/\/?$/, '/') + 'privacy';
+  }
+
+  /**
+   * The command of the Help menu's "Privacy Policy" item. The item itself is declared in
+   * this plugin's settings schema (schemas/@learnhub/lab/privacy-link.json, under
+   * "jupyter.lab.menus"), which JupyterLab's main menu reads: no import of the menu's token
+   * from the shared scope is needed. A new tab, because inside an LMS frame navigating
+   * away would leave the learner's work.
+   */
+  var privacyLink = {
+    id: NAME + ':privacy-link',
+    description: "Adds this LearnHub site's privacy policy to the Help menu.",
+    autoStart: true,
+    activate: function (app) {
+      var url = privacyPolicyUrl(pageConfig());
+      app.commands.addCommand(PRIVACY_COMMAND, {
+        label: 'Privacy Policy',
+        caption: 'Open the privacy policy of this LearnHub site in a new tab',
+        execute: function () {
+          window.open(url, '_blank', 'noopener');
+        }
+      });
+    }
+  };
+
   window._JUPYTERLAB = window._JUPYTERLAB || {};
   window._JUPYTERLAB[NAME] = {
     // Nothing to share or to take from the shared scope.
@@ -211,7 +256,7 @@
       }
       // __esModule makes JupyterLab read the plugins from `default`, as for a built module.
       return Promise.resolve(function () {
-        return { __esModule: true, default: [plugin] };
+        return { __esModule: true, default: [plugin, privacyLink] };
       });
     }
   };
