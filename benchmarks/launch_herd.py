@@ -43,6 +43,7 @@ from learnhub.settings import SCHEMA  # noqa: E402
 from tests.support import (  # noqa: E402
     CookielessClient,
     Hub,
+    execute_request,
     free_port,
     page_config,
     session_config,
@@ -257,29 +258,6 @@ def one_plus_one(
                 raise BenchError(f"kernel error: {message['content'].get('ename')}")
     finally:
         ws.close()
-
-
-def execute_request(msg_id: str, code: str) -> dict:
-    return {
-        "header": {
-            "msg_id": msg_id,
-            "msg_type": "execute_request",
-            "username": "",
-            "session": uuid.uuid4().hex,
-            "version": "5.3",
-            "date": "",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "channel": "shell",
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-        },
-    }
 
 
 def learnhub_learner(learner: int, clock: Clock, *, hub_url: str, secret: str, run_id: str):

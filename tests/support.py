@@ -339,6 +339,30 @@ def wait_until_ready(client, launch: Launch, timeout=SERVER_START_TIMEOUT) -> di
     pytest.fail(f"server not ready after {timeout}s: {last}")
 
 
+def execute_request(msg_id: str, code: str) -> dict:
+    """A Jupyter messaging execute_request, as JupyterLab sends it on the kernel websocket."""
+    return {
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "",
+            "session": uuid.uuid4().hex,
+            "version": "5.3",
+            "date": "",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "channel": "shell",
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+        },
+    }
+
+
 def execute(launch: Launch, code: str, timeout=60) -> str:
     """Start a kernel through the REST API and run code over the websocket; return text/plain."""
     kernel = requests.post(
@@ -350,30 +374,7 @@ def execute(launch: Launch, code: str, timeout=60) -> str:
     ws = websocket.create_connection(f"{ws_url}?token={launch.token}", timeout=timeout)
     try:
         msg_id = uuid.uuid4().hex
-        ws.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "msg_type": "execute_request",
-                        "username": "",
-                        "session": uuid.uuid4().hex,
-                        "version": "5.3",
-                        "date": "",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": {
-                        "code": code,
-                        "silent": False,
-                        "store_history": False,
-                        "user_expressions": {},
-                        "allow_stdin": False,
-                    },
-                }
-            )
-        )
+        ws.send(json.dumps(execute_request(msg_id, code)))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             message = json.loads(ws.recv())
