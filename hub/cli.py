@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -256,7 +257,20 @@ def cmd_run(settings: Settings, args) -> int:
     forward(signal.SIGTERM, None)
     for child in children:
         child.wait(timeout=30)
+    stop_proxy(settings.state_dir / "proxy.pid")
     return code
+
+
+def stop_proxy(pid_file: Path) -> None:
+    """Stop the proxy the hub left running (cleanup_proxy is off so that a hub restart does
+    not cut learners off); when `learnhub run` ends, the person expects all of it to stop."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+    pid_file.unlink(missing_ok=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
