@@ -107,7 +107,9 @@ class Hub:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(20)
+                # The hub stops its managed services (the idle culler) before it exits,
+                # and the culler needs SIGTERM after a 10 s SIGINT grace: allow for that.
+                self.proc.wait(45)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
