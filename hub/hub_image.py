@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,11 +14,9 @@ from .images import (
     DockerEngine,
     ImageBuildError,
     Progress,
-    _say,
-    build_wheel,
+    docker_build,
     docker_tag,
-    learner_build_command,
-    local_certificate_authorities,
+    report_built,
     resolve_base,
 )
 
@@ -101,28 +98,18 @@ def build_hub_image(
         )
     base, _built, network = resolve_base(engine, base_image, pull=pull, progress=progress)
     tags = hub_tags(version)
-    with tempfile.TemporaryDirectory(prefix="learnhub-hub-") as tmp:
-        context = Path(tmp) / "context"
-        _say(progress, f"building the learnhub wheel from {source}")
-        wheel = build_wheel(source, Path(tmp) / "dist")
-        stage_hub_context(source, context, wheel, local_certificate_authorities())
-        _say(progress, f"docker build {', '.join(tags)} on {base}")
-        command = learner_build_command(
-            context,
-            base_image=base,
-            tags=tags,
-            version=version,
-            no_cache=no_cache,
-            network=network,
-        )
-        engine.run(command, "docker build of the hub image")
-    image_id = engine.image_id(tags[0])
-    if image_id is None:
-        raise ImageBuildError(f"docker build ended but {tags[0]} is not there")
-    build = HubBuild(tags, image_id, base, time.monotonic() - started)
-    size = engine.image_size(tags[0]) / 1e6
-    _say(
-        progress,
-        f"built {', '.join(tags)} ({image_id[:19]}, {size:.0f} MB) in {build.seconds:.0f}s",
+    image_id = docker_build(
+        engine,
+        source=source,
+        stage=stage_hub_context,
+        base=base,
+        network=network,
+        tags=tags,
+        version=version,
+        no_cache=no_cache,
+        what="the hub image",
+        progress=progress,
     )
+    build = HubBuild(tags, image_id, base, time.monotonic() - started)
+    report_built(engine, build.tags, image_id, build.seconds, progress)
     return build

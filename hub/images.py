@@ -582,6 +582,56 @@ def resolve_base(
     return step.image, built, network
 
 
+def docker_build(
+    engine: DockerEngine,
+    *,
+    source: Path,
+    stage,
+    base: str,
+    network: str | None,
+    tags: list[str],
+    version: str,
+    no_cache: bool,
+    what: str,
+    progress: Progress,
+) -> str:
+    """Build the project's wheel, stage a context with `stage`, run docker build; the image id.
+
+    `stage(source, context, wheel, build_ca)` lays out the small context the Dockerfile
+    copies from (stage_learner_context, or the hub image's).
+    """
+    with tempfile.TemporaryDirectory(prefix="learnhub-image-") as tmp:
+        context = Path(tmp) / "context"
+        _say(progress, f"building the learnhub wheel from {source}")
+        wheel = build_wheel(source, Path(tmp) / "dist")
+        build_ca = local_certificate_authorities()
+        if build_ca:
+            names = ", ".join(path.name for path in build_ca)
+            _say(progress, f"pip trusts this machine's own certificate authorities too: {names}")
+        stage(source, context, wheel, build_ca)
+        _say(progress, f"docker build {', '.join(tags)} on {base}")
+        command = learner_build_command(
+            context,
+            base_image=base,
+            tags=tags,
+            version=version,
+            no_cache=no_cache,
+            network=network,
+        )
+        engine.run(command, f"docker build of {what}")
+    image_id = engine.image_id(tags[0])
+    if image_id is None:
+        raise ImageBuildError(f"docker build ended but {tags[0]} is not there")
+    return image_id
+
+
+def report_built(
+    engine: DockerEngine, tags: list[str], image_id: str, seconds: float, progress: Progress
+) -> None:
+    size = engine.image_size(tags[0]) / 1e6
+    _say(progress, f"built {', '.join(tags)} ({image_id[:19]}, {size:.0f} MB) in {seconds:.0f}s")
+
+
 def build_learner_image(
     *,
     source: Path = SOURCE_ROOT,
@@ -607,34 +657,20 @@ def build_learner_image(
     _say(progress, f"Docker engine {server}")
     base, base_built, network = resolve_base(engine, base_image, pull=pull, progress=progress)
     tags = learner_tags(version)
-    with tempfile.TemporaryDirectory(prefix="learnhub-learner-") as tmp:
-        context = Path(tmp) / "context"
-        _say(progress, f"building the learnhub wheel from {source}")
-        wheel = build_wheel(source, Path(tmp) / "dist")
-        build_ca = local_certificate_authorities()
-        if build_ca:
-            names = ", ".join(path.name for path in build_ca)
-            _say(progress, f"pip trusts this machine's own certificate authorities too: {names}")
-        stage_learner_context(source, context, wheel, build_ca)
-        _say(progress, f"docker build {', '.join(tags)} on {base}")
-        command = learner_build_command(
-            context,
-            base_image=base,
-            tags=tags,
-            version=version,
-            no_cache=no_cache,
-            network=network,
-        )
-        engine.run(command, "docker build of the learner image")
-    image_id = engine.image_id(tags[0])
-    if image_id is None:
-        raise ImageBuildError(f"docker build ended but {tags[0]} is not there")
-    build = LearnerBuild(tags, image_id, base, base_built, time.monotonic() - started)
-    size = engine.image_size(tags[0]) / 1e6
-    _say(
-        progress,
-        f"built {', '.join(tags)} ({image_id[:19]}, {size:.0f} MB) in {build.seconds:.0f}s",
+    image_id = docker_build(
+        engine,
+        source=source,
+        stage=stage_learner_context,
+        base=base,
+        network=network,
+        tags=tags,
+        version=version,
+        no_cache=no_cache,
+        what="the learner image",
+        progress=progress,
     )
+    build = LearnerBuild(tags, image_id, base, base_built, time.monotonic() - started)
+    report_built(engine, build.tags, image_id, build.seconds, progress)
     return build
 
 
