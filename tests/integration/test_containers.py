@@ -34,6 +34,7 @@ from learnhub.demo.lms import tool_urls
 from learnhub.spawners import Isolation, isolation_problems
 from tests.support import (
     BIN,
+    NOTEBOOK,
     REPO,
     Hub,
     execute,
@@ -282,18 +283,6 @@ def get_file(session, path: str) -> requests.Response:
     return requests.get(
         session.server_url + f"api/contents/{path}", headers=session.headers, timeout=30
     )
-
-
-NOTEBOOK = {
-    "type": "notebook",
-    "content": {
-        "cells": [{"cell_type": "code", "source": "answer = 6 * 7", "metadata": {},
-                   "outputs": [], "execution_count": None}],
-        "metadata": {},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    },
-}  # fmt: skip
 
 
 def use_jupyterlab(client, session, engine, hub):

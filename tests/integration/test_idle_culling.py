@@ -10,6 +10,7 @@ import websocket
 
 from learnhub.demo.lms import DemoLMS, tool_urls
 from tests.support import (
+    NOTEBOOK,
     Hub,
     free_port,
     launch_from,
@@ -26,24 +27,6 @@ CHECK_EVERY = 5
 # last activity; the rest is room for a slow machine.
 CULL_WITHIN = IDLE_TIMEOUT + 2 * CHECK_EVERY + 30
 ACTIVE_EVERY = 4
-
-NOTEBOOK = {
-    "type": "notebook",
-    "content": {
-        "cells": [
-            {
-                "cell_type": "code",
-                "source": "answer = 6 * 7",
-                "metadata": {},
-                "outputs": [],
-                "execution_count": None,
-            }
-        ],
-        "metadata": {},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    },
-}
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from jupyterhub.crypto import CryptKeeper, decrypt
 
 from learnhub.auth import auth_state_key
 from tests.support import (
+    NOTEBOOK,
     execute,
     launch_from,
     lti11_launch,
@@ -18,24 +19,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-NOTEBOOK = {
-    "type": "notebook",
-    "content": {
-        "cells": [
-            {
-                "cell_type": "code",
-                "source": "answer = 6 * 7",
-                "metadata": {},
-                "outputs": [],
-                "execution_count": None,
-            }
-        ],
-        "metadata": {},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    },
-}
 
 
 def use_jupyterlab(client, launch, hub, lms):

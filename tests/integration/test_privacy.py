@@ -1,7 +1,6 @@
 """Privacy promises against the real hub: DNT, analytics, policy pages, HTTPS, one origin."""
 
 import datetime
-import ipaddress
 import json
 import os
 import re
@@ -11,10 +10,6 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from learnhub.demo.lms import Role
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE
@@ -24,6 +19,7 @@ from tests.support import (
     launch_from,
     lti11_launch,
     lti13_launch,
+    self_signed_certificate,
     wait_until_ready,
     write_settings,
 )
@@ -327,43 +323,11 @@ def test_learner_pages_load_nothing_from_another_origin(client, hub, lms):
 # --- HTTPS: a hub serving a certificate the test makes --------------------------------------------
 
 
-def self_signed(directory) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return str(cert_path), str(key_path)
-
-
 @pytest.fixture(scope="module")
 def https_hub(tmp_path_factory):
     """A second hub, on https with a certificate of its own and the operator's details."""
     state = tmp_path_factory.mktemp("https-hub-state")
-    cert, key = self_signed(state)
+    cert, key = (str(p) for p in self_signed_certificate(state))
     url = f"https://127.0.0.1:{free_port()}"
     config = state / "learnhub.yaml"
     write_settings(config, url, tls={"cert_file": cert, "key_file": key}, operator=OPERATOR)
