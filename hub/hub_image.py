@@ -17,6 +17,7 @@ from .images import (
     docker_build,
     docker_tag,
     report_built,
+    require_engine,
     resolve_base,
 )
 
@@ -91,11 +92,7 @@ def build_hub_image(
     """Build `learnhub/hub:<version>` and `:latest` on the learner image's choice of base."""
     engine = engine or DockerEngine()
     started = time.monotonic()
-    server = engine.version()
-    if server is None:
-        raise ImageBuildError(
-            "no Docker engine answers: run scripts/provision-docker.sh (as root), or start dockerd"
-        )
+    require_engine(engine)
     base, _built, network = resolve_base(engine, base_image, pull=pull, progress=progress)
     tags = hub_tags(version)
     image_id = docker_build(

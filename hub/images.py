@@ -582,6 +582,16 @@ def resolve_base(
     return step.image, built, network
 
 
+def require_engine(engine: DockerEngine) -> str:
+    """The engine's version, or an error that says how to get one running."""
+    server = engine.version()
+    if server is None:
+        raise ImageBuildError(
+            "no Docker engine answers: run scripts/provision-docker.sh (as root), or start dockerd"
+        )
+    return server
+
+
 def docker_build(
     engine: DockerEngine,
     *,
@@ -649,12 +659,7 @@ def build_learner_image(
     """
     engine = engine or DockerEngine()
     started = time.monotonic()
-    server = engine.version()
-    if server is None:
-        raise ImageBuildError(
-            "no Docker engine answers: run scripts/provision-docker.sh (as root), or start dockerd"
-        )
-    _say(progress, f"Docker engine {server}")
+    _say(progress, f"Docker engine {require_engine(engine)}")
     base, base_built, network = resolve_base(engine, base_image, pull=pull, progress=progress)
     tags = learner_tags(version)
     image_id = docker_build(
