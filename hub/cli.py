@@ -270,6 +270,11 @@ def stop_proxy(pid_file: Path) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGTERM)
+        # Return only once it is gone, so nothing of this run still holds its ports.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.1)
     pid_file.unlink(missing_ok=True)
 
 
