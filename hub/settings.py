@@ -410,6 +410,64 @@ SCHEMA: dict[str, Any] = {
                     "extend learnhub-base.html and use operator_name, contact_email, "
                     "postal_lines and site",
                 },
+                "retention": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "default": {},
+                    "description": "scheduled expiry of inactive data by the learnhub-retention "
+                    "service; administrators and direct-login accounts never expire",
+                    "properties": {
+                        "enabled": {
+                            "type": "boolean",
+                            "default": True,
+                            "description": "true to expire inactive data every "
+                            "privacy.retention.interval_hours; false to expire nothing (the "
+                            "learner's data page and erasure on request still work)",
+                        },
+                        "scrub_after_days": {
+                            "type": "integer",
+                            "minimum": 30,
+                            "maximum": 3650,
+                            "default": 365,
+                            "description": "days without a launch or any activity after which a "
+                            "learner's name and email are deleted, 30 to 3650; default 365",
+                        },
+                        "delete_after_days": {
+                            "type": "integer",
+                            "minimum": 30,
+                            "maximum": 3650,
+                            "default": 730,
+                            "description": "days without a launch or any activity after which a "
+                            "learner and everything about them is deleted (account, files, "
+                            "submissions, grades), 30 to 3650 and at least "
+                            "privacy.retention.scrub_after_days; default 730",
+                        },
+                        "course_delete_after_days": {
+                            "type": "integer",
+                            "minimum": 30,
+                            "maximum": 3650,
+                            "default": 1095,
+                            "description": "days without any launch after which a course is "
+                            "deleted with its material and gradebook, 30 to 3650; default 1095",
+                        },
+                        "interval_hours": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 168,
+                            "default": 24,
+                            "description": "hours between two sweeps, 1 to 168; default 24",
+                        },
+                        "service_port": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "maximum": 65535,
+                            "default": None,
+                            "description": "port of the learnhub-retention service (learners' "
+                            "data pages call it), on the address learner servers reach the hub "
+                            "API at; default hub.api_port + 2",
+                        },
+                    },
+                },
             },
         },
         "operator": {
