@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import datetime
+import hashlib
+import hmac
 import json
+import math
 import os
 import secrets
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import EllipsisType
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 import jwt
+import tornado.httpclient
 import tornado.httpserver
 import tornado.netutil
 import tornado.template
@@ -28,6 +36,8 @@ from oauthlib.oauth1.rfc5849 import (
     SIGNATURE_TYPE_BODY,
     Client,
 )
+from oauthlib.oauth1.rfc5849 import signature as oauth_signature
+from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 
 LTI_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_ENDPOINT_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
@@ -463,11 +473,338 @@ def course_page_html(*, course_id: str, course_title: str, tool_origins: Iterabl
     ).decode()
 
 
+# ---------------------------------------------------------------- grade receiving (pure)
+
+POX_NS = "http://www.imsglobal.org/services/ltiv1p1/xsd/imsoms_v1p0"
+AGS_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/"
+SCOPE_LINEITEM = AGS_SCOPE + "lineitem"
+SCOPE_LINEITEM_READONLY = AGS_SCOPE + "lineitem.readonly"
+SCOPE_RESULT_READONLY = AGS_SCOPE + "result.readonly"
+SCOPE_SCORE = AGS_SCOPE + "score"
+# What the demo LMS grants a tool: line items and scores, as a teacher's default install.
+GRANTED_SCOPES = (SCOPE_LINEITEM, SCOPE_SCORE)
+TOKEN_SCOPES = frozenset({SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY,
+                          SCOPE_SCORE})  # fmt: skip
+LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEM_CONTAINER_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = 300
+OAUTH_WINDOW = 300
+ACTIVITY_PROGRESS = ("Initialized", "Started", "InProgress", "Submitted", "Completed")
+GRADING_PROGRESS = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotReady")
+
+
+class GradeRefused(ValueError):
+    """A grade service request the LMS refuses; `status` and the message say how and why."""
+
+    def __init__(self, status: int, message: str, error: str = "invalid_request"):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+
+def outcome_request_problem(
+    *,
+    url: str,
+    authorization: str | None,
+    body: bytes,
+    consumer_key: str,
+    secret: str,
+    nonce_unused,
+    now: float | None = None,
+) -> str | None:
+    """Why an outcome request's OAuth signature or body hash does not check out, or None.
+
+    `url` is the outcome service URL the tool POSTed to; `nonce_unused(nonce)` records
+    a nonce and says whether it was new.
+    """
+    if not authorization or not authorization.startswith("OAuth "):
+        return "the request carries no OAuth Authorization header"
+    try:
+        pairs = oauth_utils.parse_authorization_header(authorization)
+    except ValueError:
+        return "the OAuth Authorization header is malformed"
+    params = [(oauth_utils.unescape(k), oauth_utils.unescape(v)) for k, v in pairs if k != "realm"]
+    values = dict(params)
+    for name in ("oauth_consumer_key", "oauth_signature", "oauth_timestamp", "oauth_nonce",
+                 "oauth_body_hash", "oauth_signature_method"):  # fmt: skip
+        if not values.get(name):
+            return f"{name} is missing"
+    if values["oauth_consumer_key"] != consumer_key:
+        return f"unknown consumer key {values['oauth_consumer_key']!r}"
+    if values["oauth_signature_method"] != SIGNATURE_HMAC_SHA1:
+        return "oauth_signature_method must be HMAC-SHA1"
+    body_hash = base64.b64encode(hashlib.sha1(body).digest()).decode()  # noqa: S324 (the spec's)
+    if not hmac.compare_digest(body_hash, values["oauth_body_hash"]):
+        return "oauth_body_hash does not match the body"
+    try:
+        timestamp = int(values["oauth_timestamp"])
+    except ValueError:
+        return "oauth_timestamp is not a number"
+    if abs((time.time() if now is None else now) - timestamp) > OAUTH_WINDOW:
+        return "oauth_timestamp is outside the allowed window"
+    query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    signed = [(k, v) for k, v in params if k != "oauth_signature"] + query
+    base_string = oauth_signature.signature_base_string(
+        "POST",
+        oauth_signature.base_string_uri(url),
+        oauth_signature.normalize_parameters(signed),
+    )
+    expected = oauth_signature.sign_hmac_sha1(base_string, secret, "")
+    if not hmac.compare_digest(expected, values["oauth_signature"]):
+        return "the OAuth signature does not verify with the consumer secret"
+    if not nonce_unused(values["oauth_nonce"]):
+        return "oauth_nonce was already used"
+    return None
+
+
+@dataclass(frozen=True)
+class OutcomeRequest:
+    """A parsed imsx_POXEnvelopeRequest: operation, message id, sourcedId, score text."""
+
+    operation: str
+    message_id: str
+    sourcedid: str
+    score: str | None
+
+
+def parse_outcome_request(body: bytes) -> OutcomeRequest:
+    """The operation of a POX request; ValueError with the reason when it is not one."""
+    try:
+        root = ET.fromstring(body)  # noqa: S314 (expat >= 2.4.1 refuses entity bombs)
+    except ET.ParseError as e:
+        raise ValueError(f"the body is not XML ({e})") from None
+    ns = {"x": POX_NS}
+    if root.tag != f"{{{POX_NS}}}imsx_POXEnvelopeRequest":
+        raise ValueError("the body is not an imsx_POXEnvelopeRequest")
+    message_id = root.findtext(".//x:imsx_messageIdentifier", "", ns).strip()
+    body_element = root.find("x:imsx_POXBody", ns)
+    if body_element is None or len(body_element) != 1:
+        raise ValueError("imsx_POXBody must hold exactly one operation")
+    operation = body_element[0].tag.split("}", 1)[-1].removesuffix("Request")
+    sourcedid = body_element.findtext(".//x:sourcedGUID/x:sourcedId", "", ns).strip()
+    score = body_element.findtext(".//x:resultScore/x:textString", None, ns)
+    return OutcomeRequest(operation, message_id, sourcedid, score.strip() if score else score)
+
+
+def parse_outcome_score(text: str | None) -> float:
+    """The replaceResult score as a number; ValueError unless a decimal in 0.0-1.0."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        raise ValueError(f"resultScore {text!r} is not a decimal number") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"resultScore {text!r} is not between 0.0 and 1.0")
+    return value
+
+
+def pox_response_xml(
+    *,
+    success: bool,
+    description: str,
+    message_ref: str,
+    operation: str,
+    body: str = "",
+) -> str:
+    """An imsx_POXEnvelopeResponse; `body` is the operation's response element content."""
+    code = "success" if success else "failure"
+    severity = "status" if success else "error"
+    name = operation.removesuffix("Request") + "Response"
+    response_body = f"<{name}>{body}</{name}>" if success and operation else ""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<imsx_POXEnvelopeResponse xmlns="{POX_NS}">'
+        "<imsx_POXHeader><imsx_POXResponseHeaderInfo>"
+        "<imsx_version>V1.0</imsx_version>"
+        f"<imsx_messageIdentifier>{secrets.token_hex(8)}</imsx_messageIdentifier>"
+        "<imsx_statusInfo>"
+        f"<imsx_codeMajor>{code}</imsx_codeMajor>"
+        f"<imsx_severity>{severity}</imsx_severity>"
+        f"<imsx_description>{xml_escape(description)}</imsx_description>"
+        f"<imsx_messageRefIdentifier>{xml_escape(message_ref)}</imsx_messageRefIdentifier>"
+        f"<imsx_operationRefIdentifier>{xml_escape(operation)}</imsx_operationRefIdentifier>"
+        "</imsx_statusInfo>"
+        "</imsx_POXResponseHeaderInfo></imsx_POXHeader>"
+        f"<imsx_POXBody>{response_body}</imsx_POXBody>"
+        "</imsx_POXEnvelopeResponse>"
+    )
+
+
+def _number(payload: Mapping, name: str, *, positive: bool = False) -> float:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise GradeRefused(400, f"{name} must be a number")
+    if value < 0 or (positive and value == 0):
+        raise GradeRefused(400, f"{name} must be {'positive' if positive else 'at least 0'}")
+    return float(value)
+
+
+def parse_iso_timestamp(value) -> datetime.datetime:
+    """An ISO 8601 timestamp with a UTC offset, as AGS requires; GradeRefused otherwise."""
+    try:
+        moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise GradeRefused(400, f"timestamp {value!r} is not ISO 8601") from None
+    if moment.tzinfo is None:
+        raise GradeRefused(400, f"timestamp {value!r} has no timezone")
+    return moment
+
+
+def validate_score(payload, members: Iterable[str]) -> dict:
+    """A score POST as AGS 2.0 defines it, checked; GradeRefused says what is wrong."""
+    if not isinstance(payload, dict):
+        raise GradeRefused(400, "the score must be a JSON object")
+    user_id = payload.get("userId")
+    if not isinstance(user_id, str) or not user_id:
+        raise GradeRefused(400, "userId is required")
+    if user_id not in set(members):
+        raise GradeRefused(400, f"userId {user_id!r} is not a member of this course")
+    if payload.get("activityProgress") not in ACTIVITY_PROGRESS:
+        raise GradeRefused(400, f"activityProgress must be one of {', '.join(ACTIVITY_PROGRESS)}")
+    if payload.get("gradingProgress") not in GRADING_PROGRESS:
+        raise GradeRefused(400, f"gradingProgress must be one of {', '.join(GRADING_PROGRESS)}")
+    parse_iso_timestamp(payload.get("timestamp"))
+    if "scoreGiven" in payload:
+        _number(payload, "scoreGiven")
+        _number(payload, "scoreMaximum", positive=True)
+    elif "scoreMaximum" in payload:
+        _number(payload, "scoreMaximum", positive=True)
+    return dict(payload)
+
+
+def validate_new_lineitem(payload) -> dict:
+    """A line item POST: label and a positive scoreMaximum required; GradeRefused otherwise."""
+    if not isinstance(payload, dict):
+        raise GradeRefused(400, "the line item must be a JSON object")
+    if not isinstance(payload.get("label"), str) or not payload["label"].strip():
+        raise GradeRefused(400, "label is required")
+    _number(payload, "scoreMaximum", positive=True)
+    for key in ("resourceId", "resourceLinkId", "tag"):
+        if key in payload and not isinstance(payload[key], str):
+            raise GradeRefused(400, f"{key} must be a string")
+    allowed = ("label", "scoreMaximum", "resourceId", "resourceLinkId", "tag",
+               "startDateTime", "endDateTime", "gradesReleased")  # fmt: skip
+    return {k: payload[k] for k in allowed if k in payload}
+
+
+def verify_client_assertion(
+    assertion: str,
+    *,
+    jwks: Mapping,
+    client_id: str,
+    token_url: str,
+    jti_unused,
+    now: float | None = None,
+) -> dict:
+    """The claims of a valid client assertion; GradeRefused(401, invalid_client) otherwise.
+
+    Checks the RS256 signature against the tool's JWKS, iss = sub = client_id,
+    aud = the token URL, exp (at most five minutes ahead) and a one-time jti.
+    """
+
+    def refuse(message: str) -> GradeRefused:
+        return GradeRefused(401, message, "invalid_client")
+
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError as e:
+        raise refuse(f"client_assertion is not a JWT ({e})") from None
+    if header.get("alg") != "RS256":
+        raise refuse("client_assertion must be signed with RS256")
+    keys = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
+    matching = [k for k in keys if k.get("kid") == header.get("kid")]
+    if not matching:
+        raise refuse(f"the tool's JWKS has no key {header.get('kid')!r}")
+    key = RSAAlgorithm.from_jwk(json.dumps(matching[0]))
+    current = time.time() if now is None else now
+    try:
+        claims = jwt.decode(
+            assertion,
+            key,
+            algorithms=["RS256"],
+            audience=token_url,
+            issuer=client_id,
+            options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"], "verify_iat": False},
+            leeway=5,
+        )
+    except jwt.ExpiredSignatureError:
+        raise refuse("client_assertion has expired") from None
+    except jwt.InvalidAudienceError:
+        raise refuse("client_assertion aud is not this token URL") from None
+    except jwt.InvalidIssuerError:
+        raise refuse("client_assertion iss is not the tool's client id") from None
+    except jwt.PyJWTError as e:
+        raise refuse(f"client_assertion does not verify ({e})") from None
+    if claims["sub"] != client_id:
+        raise refuse("client_assertion sub is not the tool's client id")
+    if claims["exp"] > current + MAX_ASSERTION_LIFETIME + 5:
+        raise refuse("client_assertion lives longer than five minutes")
+    if not jti_unused(str(claims["jti"]), float(claims["exp"])):
+        raise refuse("client_assertion jti was already used")
+    return claims
+
+
+_GRADEBOOK_PAGE = tornado.template.Template(
+    """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Gradebook · LearnHub demo LMS</title>
+<style>body { font-family: system-ui, sans-serif; margin: 1rem 2rem; }
+table { border-collapse: collapse; } th, td { border: 1px solid #888; padding: .3rem .6rem; }
+</style></head>
+<body>
+<h1>Gradebook</h1>
+{% if rows %}<table id="gradebook">
+<thead><tr><th>Course</th><th>Learner</th><th>Column</th><th>Score</th><th>Out of</th>
+<th>Progress</th><th>Via</th><th>Received</th></tr></thead>
+<tbody>
+{% for row in rows %}<tr data-course="{{ row['course'] }}" data-user="{{ row['user_id'] }}"
+ data-column="{{ row['column'] }}">
+<td>{{ row['course'] }}</td><td>{{ row['user_id'] }}</td><td>{{ row['column'] }}</td>
+<td class="score">{{ row['score'] }}</td><td>{{ row['out_of'] }}</td>
+<td>{{ row['progress'] }}</td><td>{{ row['via'] }}</td><td>{{ row['received'] }}</td></tr>
+{% end %}</tbody>
+</table>{% else %}<p id="empty">No grades yet.</p>{% end %}
+</body>
+</html>
+""",
+    name="gradebook.html",
+)
+
+
+def gradebook_html(rows: list[dict]) -> str:
+    return _GRADEBOOK_PAGE.generate(rows=rows).decode()
+
+
 # ---------------------------------------------------------------- the LMS
 
 
 class LaunchRefused(ValueError):
     """The platform will not answer this authentication request; the message says why."""
+
+
+@dataclass
+class OutcomeGrade:
+    """An LTI 1.1 result the LMS holds: the cell (user, course, resource link) and its score."""
+
+    sourcedid: str
+    cell: tuple[str, str, str]
+    score: float
+    message_id: str
+    received: float = field(default_factory=time.time)
+
+    @property
+    def received_iso(self) -> str:
+        return datetime.datetime.fromtimestamp(self.received, datetime.UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token the LMS issued to the tool, with its scopes."""
+
+    value: str = field(repr=False)
+    scopes: frozenset[str]
+    expires: float
 
 
 @dataclass
@@ -519,6 +856,7 @@ class DemoLMS:
         course_id: str = "demo-course",
         course_title: str = "Introduction to Python (demo)",
         hint_ttl: float = 300,
+        token_lifetime: float = 3600,
     ):
         self.consumer_key = consumer_key
         # Never a fixed default: a known secret would let anyone launch into the hub.
@@ -538,6 +876,21 @@ class DemoLMS:
         self._server: tornado.httpserver.HTTPServer | None = None
         self._pending: dict[str, PendingLaunch] = {}
         self._redeemed: dict[str, float] = {}
+        # Grades, kept in memory: this is a demo. A stop() and start() keeps them.
+        self.token_lifetime = token_lifetime
+        self.members: dict[str, set[str]] = {}
+        self.sourcedids: dict[str, tuple[str, str, str]] = {}
+        self.outcomes: dict[str, OutcomeGrade] = {}
+        self.outcome_requests: list[OutcomeGrade] = []
+        self.lineitems: dict[str, dict[str, dict]] = {}
+        self.lineitem_posts: list[dict] = []
+        self.scores: dict[tuple[str, str], dict] = {}
+        self.score_posts: list[dict] = []
+        self.refusals: list[tuple[str, int, str]] = []
+        self.tokens_issued: list[frozenset[str]] = []
+        self._tokens: dict[str, AccessToken] = {}
+        self._jtis: dict[str, float] = {}
+        self._oauth_nonces: dict[str, float] = {}
 
     @property
     def url(self) -> str:
@@ -552,6 +905,101 @@ class DemoLMS:
     @property
     def jwks_url(self) -> str:
         return self.url + "/jwks"
+
+    @property
+    def token_url(self) -> str:
+        return self.url + "/token"
+
+    @property
+    def outcome_service_url(self) -> str:
+        return self.url + "/outcomes"
+
+    def lineitems_url(self, context_id: str) -> str:
+        return f"{self.url}/api/lti/courses/{quote(context_id, safe='')}/lineitems"
+
+    def ags_claim(self, context_id: str, scopes: Iterable[str] = GRANTED_SCOPES) -> dict:
+        """The AGS endpoint claim of a launch into `context_id`: its line item container."""
+        return {"scope": list(scopes), "lineitems": self.lineitems_url(context_id)}
+
+    def enroll(self, user_id: str, context_id: str) -> None:
+        """Make `user_id` a member of the course: scores for anyone else are refused."""
+        self.members.setdefault(context_id, set()).add(user_id)
+
+    def result_sourcedid(self, user_id: str, context_id: str, resource_link_id: str) -> str:
+        """The opaque lis_result_sourcedid of one learner's cell in one resource link's column."""
+        cell = (user_id, context_id, resource_link_id)
+        for sourcedid, known in self.sourcedids.items():
+            if known == cell:
+                return sourcedid
+        sourcedid = secrets.token_urlsafe(18)
+        self.sourcedids[sourcedid] = cell
+        self.enroll(user_id, context_id)
+        return sourcedid
+
+    def lti11_outcome_params(
+        self, user_id: str, context_id: str, resource_link_id: str
+    ) -> dict[str, str]:
+        """Keyword arguments of lti11_launch_params that make a launch carry the outcome service."""
+        return {
+            "outcome_service_url": self.outcome_service_url,
+            "result_sourcedid": self.result_sourcedid(user_id, context_id, resource_link_id),
+        }
+
+    def gradebook(self) -> list[dict]:
+        """Every grade the LMS holds, one row per learner and column, for people and tests."""
+        rows = []
+        for sourcedid, grade in sorted(self.outcomes.items(), key=lambda kv: kv[1].cell):
+            user_id, context_id, link = grade.cell
+            rows.append({
+                "course": context_id, "user_id": user_id, "column": link,
+                "score": grade.score, "out_of": 1.0, "progress": "", "via": "LTI 1.1",
+                "received": grade.received_iso, "sourcedid": sourcedid,
+            })  # fmt: skip
+        for (item_id, user_id), score in sorted(self.scores.items()):
+            context_id, item = self._lineitem(item_id)
+            rows.append({
+                "course": context_id, "user_id": user_id, "column": item["label"],
+                "score": score.get("scoreGiven"), "out_of": score.get("scoreMaximum"),
+                "progress": f"{score['activityProgress']}/{score['gradingProgress']}",
+                "via": "LTI 1.3 AGS", "received": score["received"], "lineitem": item_id,
+            })  # fmt: skip
+        return rows
+
+    def _lineitem(self, item_id: str) -> tuple[str, dict]:
+        for context_id, items in self.lineitems.items():
+            if item_id in items:
+                return context_id, items[item_id]
+        raise KeyError(item_id)
+
+    def issue_token(self, scopes: Iterable[str]) -> AccessToken:
+        now = time.time()
+        self._tokens = {t: a for t, a in self._tokens.items() if a.expires > now}
+        token = AccessToken(secrets.token_urlsafe(32), frozenset(scopes), now + self.token_lifetime)
+        self._tokens[token.value] = token
+        self.tokens_issued.append(token.scopes)
+        return token
+
+    def bearer(self, value: str) -> AccessToken | None:
+        token = self._tokens.get(value)
+        return token if token and token.expires > time.time() else None
+
+    def use_jti(self, jti: str, expires: float) -> bool:
+        now = time.time()
+        self._jtis = {j: e for j, e in self._jtis.items() if e > now - 60}
+        if jti in self._jtis:
+            return False
+        self._jtis[jti] = expires
+        return True
+
+    def use_oauth_nonce(self, nonce: str) -> bool:
+        now = time.time()
+        self._oauth_nonces = {
+            n: t for n, t in self._oauth_nonces.items() if t > now - 2 * OAUTH_WINDOW
+        }
+        if nonce in self._oauth_nonces:
+            return False
+        self._oauth_nonces[nonce] = now
+        return True
 
     def registration(self) -> dict[str, str]:
         """What the hub must be told about this LMS to trust its launches."""
@@ -590,11 +1038,15 @@ class DemoLMS:
         resource_link_id: str | None = None,
         name: str | None = None,
         email: str | None = None,
-        ags: Mapping | None = None,
+        ags: Mapping | EllipsisType | None = ...,
         target_link_uri: str | None = None,
         storage_target: str | None = None,
     ) -> tuple[str, dict[str, str]]:
-        """Record a launch and return the tool's login URL with the login request's params."""
+        """Record a launch and return the tool's login URL with the login request's params.
+
+        `ags=...` grants the course's line items and scores (`ags_claim`); None sends
+        no AGS claim, as a launch from a link that takes no grades.
+        """
         if not self.tool_lti13_login_url:
             raise LookupError("DemoLMS.tool_lti13_login_url is not set")
         target = target_link_uri or self.tool_lti13_launch_url
@@ -603,6 +1055,9 @@ class DemoLMS:
                 "DemoLMS.initiate_lti13 needs target_link_uri or tool_lti13_launch_url"
             )
         self._forget_expired_hints()
+        if ags is ...:
+            ags = self.ags_claim(context_id)
+        self.enroll(user_id, context_id)
         hint = secrets.token_urlsafe(16)
         self._pending[hint] = PendingLaunch(
             user_id=user_id,
@@ -655,12 +1110,25 @@ class DemoLMS:
                 (r"/launch13", LTI13LaunchHandler, args),
                 (r"/auth", AuthorizationHandler, args),
                 (r"/jwks", JWKSHandler, args),
-                # Grade passback joins here: LTI 1.1 Outcomes, LTI 1.3 AGS and its token URL.
+                (r"/outcomes", OutcomeServiceHandler, args),
+                (r"/token", TokenHandler, args),
+                (r"/api/lti/courses/([^/]+)/lineitems", LineItemsHandler, args),
+                (r"/api/lti/courses/([^/]+)/lineitems/([^/]+)", LineItemHandler, args),
+                (r"/api/lti/courses/([^/]+)/lineitems/([^/]+)/scores", ScoresHandler, args),
+                (r"/gradebook", GradebookHandler, args),
+                (r"/gradebook\.json", GradebookJSONHandler, args),
             ]
         )
 
     async def start(self, port: int = 0) -> None:
-        """Listen on 127.0.0.1 only; port 0 picks a free one (see `.port`, `.url`)."""
+        """Listen on 127.0.0.1 only; port 0 picks a free one (see `.port`, `.url`).
+
+        After stop(), start(port=lms.port) listens again on the same port with the same
+        state (launches, tokens, gradebook): an LMS that was down and came back.
+        """
+        if self._server is not None:
+            raise RuntimeError("DemoLMS is already started")
+        # bind_sockets sets SO_REUSEADDR, so a port left in TIME_WAIT can be bound again.
         sockets = tornado.netutil.bind_sockets(port, address="127.0.0.1")
         self._server = tornado.httpserver.HTTPServer(self.make_app())
         self._server.add_sockets(sockets)
@@ -669,6 +1137,7 @@ class DemoLMS:
             self.platform.issuer = self.url
 
     async def stop(self) -> None:
+        """Stop listening and drop open connections; the port is free again at return."""
         if self._server is not None:
             self._server.stop()
             await self._server.close_all_connections()
@@ -730,15 +1199,17 @@ class LTI11LaunchHandler(_LMSHandler):
         if launch is None:
             return
         user, roles, course = launch
+        link = f"{course}-notebooks"
         params = lti11_launch_params(
             user_id=user,
             roles=roles,
             context_id=course,
             context_title=self.lms.course_title_for(course),
-            resource_link_id=f"{course}-notebooks",
+            resource_link_id=link,
             name=self.get_argument("name", None),
             email=self.get_argument("email", None),
             extra={"launch_presentation_document_target": "iframe"},
+            **self.lms.lti11_outcome_params(user, course, link),
         )
         fields = self.lms.sign_lti11(params)
         self.finish(
@@ -811,6 +1282,280 @@ class JWKSHandler(_LMSHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(self.lms.platform.jwks()))
+
+
+class OutcomeServiceHandler(_LMSHandler):
+    """POST /outcomes: LTI 1.1 Basic Outcomes, signed with the consumer secret and body hash."""
+
+    def answer(self, status: int, **pox) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/xml; charset=utf-8")
+        self.finish(pox_response_xml(**pox))
+
+    def post(self) -> None:
+        lms = self.lms
+        body = self.request.body
+        problem = outcome_request_problem(
+            url=lms.url + self.request.uri,
+            authorization=self.request.headers.get("Authorization"),
+            body=body,
+            consumer_key=lms.consumer_key,
+            secret=lms.consumer_secret,
+            nonce_unused=lms.use_oauth_nonce,
+        )
+        if problem is not None:
+            lms.refusals.append(("outcomes", 401, problem))
+            self.answer(401, success=False, description=problem, message_ref="", operation="")
+            return
+        try:
+            request = parse_outcome_request(body)
+        except ValueError as e:
+            lms.refusals.append(("outcomes", 400, str(e)))
+            self.answer(400, success=False, description=str(e), message_ref="", operation="")
+            return
+        reply = {"message_ref": request.message_id, "operation": request.operation + "Request"}
+        cell = lms.sourcedids.get(request.sourcedid)
+        if cell is None:
+            return self.answer(200, success=False, description="unknown sourcedId", **reply)
+        if request.operation == "replaceResult":
+            try:
+                score = parse_outcome_score(request.score)
+            except ValueError as e:
+                lms.refusals.append(("outcomes", 200, str(e)))
+                return self.answer(200, success=False, description=str(e), **reply)
+            grade = OutcomeGrade(request.sourcedid, cell, score, request.message_id)
+            lms.outcomes[request.sourcedid] = grade
+            lms.outcome_requests.append(grade)
+            description = f"Score for {request.sourcedid} is now {score:g}"
+            return self.answer(200, success=True, description=description, **reply)
+        if request.operation == "readResult":
+            held = lms.outcomes.get(request.sourcedid)
+            text = "" if held is None else f"{held.score:g}"
+            result = (
+                "<result><resultScore><language>en</language>"
+                f"<textString>{text}</textString></resultScore></result>"
+            )
+            return self.answer(200, success=True, description="Result read", body=result, **reply)
+        if request.operation == "deleteResult":
+            lms.outcomes.pop(request.sourcedid, None)
+            return self.answer(200, success=True, description="Result deleted", **reply)
+        self.answer(
+            200,
+            success=False,
+            description=f"{request.operation} is not supported",
+            message_ref=request.message_id,
+            operation=request.operation + "Request",
+        )
+
+
+class TokenHandler(_LMSHandler):
+    """POST /token: the client-credentials grant with a JWT assertion signed by the tool's key."""
+
+    def refuse_token(self, refused: GradeRefused) -> None:
+        self.lms.refusals.append(("token", refused.status, str(refused)))
+        self.set_status(refused.status)
+        self.finish({"error": refused.error, "error_description": str(refused)})
+
+    async def post(self) -> None:
+        lms = self.lms
+        args = {k: self.get_body_argument(k, "") for k in self.request.body_arguments}
+        try:
+            if args.get("grant_type") != "client_credentials":
+                raise GradeRefused(400, "grant_type must be client_credentials",
+                                   "unsupported_grant_type")  # fmt: skip
+            if args.get("client_assertion_type") != ASSERTION_TYPE:
+                raise GradeRefused(400, f"client_assertion_type must be {ASSERTION_TYPE}")
+            if not args.get("client_assertion"):
+                raise GradeRefused(400, "client_assertion is required")
+            jwks = await self.tool_jwks()
+            verify_client_assertion(
+                args["client_assertion"],
+                jwks=jwks,
+                client_id=lms.platform.client_id,
+                token_url=lms.token_url,
+                jti_unused=lms.use_jti,
+            )
+            requested = set(args.get("scope", "").split())
+            granted = requested & TOKEN_SCOPES
+            if not granted:
+                raise GradeRefused(400, "none of the requested scopes is granted", "invalid_scope")
+        except GradeRefused as refused:
+            return self.refuse_token(refused)
+        token = lms.issue_token(granted)
+        self.finish({
+            "access_token": token.value,
+            "token_type": "Bearer",
+            "expires_in": int(lms.token_lifetime),
+            "scope": " ".join(sorted(granted)),
+        })  # fmt: skip
+
+    async def tool_jwks(self) -> dict:
+        """The tool's public keys, fetched from its published JWKS URL on each request."""
+        if not self.lms.tool_jwks_url:
+            raise GradeRefused(401, "DemoLMS.tool_jwks_url is not set", "invalid_client")
+        client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+        try:
+            response = await client.fetch(
+                self.lms.tool_jwks_url, connect_timeout=5, request_timeout=10, raise_error=False
+            )
+        except OSError as e:
+            raise GradeRefused(401, f"the tool's JWKS cannot be fetched ({e})",
+                               "invalid_client") from None  # fmt: skip
+        finally:
+            client.close()
+        if response.code != 200:
+            raise GradeRefused(401, f"the tool's JWKS answered {response.code}", "invalid_client")
+        try:
+            return json.loads(response.body)
+        except ValueError:
+            raise GradeRefused(401, "the tool's JWKS is not JSON", "invalid_client") from None
+
+
+class _AGSHandler(_LMSHandler):
+    """An AGS endpoint: a valid bearer token with one of the needed scopes, JSON in and out."""
+
+    def authorize(self, *scopes: str) -> bool:
+        header = self.request.headers.get("Authorization", "")
+        kind, _, value = header.partition(" ")
+        token = self.lms.bearer(value.strip()) if kind.lower() == "bearer" else None
+        if token is None:
+            self.refuse_json(GradeRefused(401, "a valid bearer token is required", "invalid_token"))
+            return False
+        if not token.scopes & set(scopes):
+            self.refuse_json(
+                GradeRefused(403, f"the token lacks the scope {scopes[0]}", "insufficient_scope")
+            )
+            return False
+        return True
+
+    def refuse_json(self, refused: GradeRefused) -> None:
+        self.lms.refusals.append((self.request.path, refused.status, str(refused)))
+        self.set_status(refused.status)
+        if refused.status == 401:
+            self.set_header("WWW-Authenticate", f'Bearer error="{refused.error}"')
+        self.finish({"error": refused.error, "error_description": str(refused)})
+
+    def json_body(self, content_type: str):
+        if self.request.headers.get("Content-Type", "").split(";")[0].strip() != content_type:
+            raise GradeRefused(415, f"Content-Type must be {content_type}")
+        try:
+            return json.loads(self.request.body)
+        except ValueError:
+            raise GradeRefused(400, "the body is not JSON") from None
+
+    def course_items(self, context: str) -> dict[str, dict]:
+        if context not in self.lms.members:
+            raise GradeRefused(404, f"no course {context!r}", "not_found")
+        return self.lms.lineitems.setdefault(context, {})
+
+    def send_json(self, data, content_type: str, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", content_type)
+        self.finish(json.dumps(data))
+
+
+class LineItemsHandler(_AGSHandler):
+    """GET and POST /api/lti/courses/<context>/lineitems: the course's grade columns."""
+
+    def get(self, context: str) -> None:
+        if not self.authorize(SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY):
+            return
+        try:
+            items = list(self.course_items(context).values())
+        except GradeRefused as refused:
+            return self.refuse_json(refused)
+        for arg, key in (("resource_id", "resourceId"), ("resource_link_id", "resourceLinkId"),
+                         ("tag", "tag")):  # fmt: skip
+            wanted = self.get_query_argument(arg, None)
+            if wanted is not None:
+                items = [i for i in items if i.get(key) == wanted]
+        self.send_json(items, LINEITEM_CONTAINER_TYPE)
+
+    def post(self, context: str) -> None:
+        if not self.authorize(SCOPE_LINEITEM):
+            return
+        try:
+            items = self.course_items(context)
+            item = validate_new_lineitem(self.json_body(LINEITEM_TYPE))
+        except GradeRefused as refused:
+            return self.refuse_json(refused)
+        item["id"] = f"{self.lms.lineitems_url(context)}/{len(self.lms.lineitem_posts) + 1}"
+        items[item["id"]] = item
+        self.lms.lineitem_posts.append(dict(item))
+        self.send_json(item, LINEITEM_TYPE, status=201)
+
+
+class LineItemHandler(_AGSHandler):
+    """GET and DELETE one line item."""
+
+    def item(self, context: str, number: str) -> dict:
+        item_id = f"{self.lms.lineitems_url(context)}/{number}"
+        item = self.course_items(context).get(item_id)
+        if item is None:
+            raise GradeRefused(404, f"no line item {number} in course {context!r}", "not_found")
+        return item
+
+    def get(self, context: str, number: str) -> None:
+        if not self.authorize(SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY):
+            return
+        try:
+            self.send_json(self.item(context, number), LINEITEM_TYPE)
+        except GradeRefused as refused:
+            self.refuse_json(refused)
+
+    def delete(self, context: str, number: str) -> None:
+        if not self.authorize(SCOPE_LINEITEM):
+            return
+        try:
+            item = self.item(context, number)
+        except GradeRefused as refused:
+            return self.refuse_json(refused)
+        del self.lms.lineitems[context][item["id"]]
+        self.lms.scores = {k: v for k, v in self.lms.scores.items() if k[0] != item["id"]}
+        self.set_status(204)
+        self.finish()
+
+
+class ScoresHandler(LineItemHandler):
+    """POST a learner's score to a line item; an older timestamp than the held one is refused."""
+
+    def get(self, context: str, number: str) -> None:
+        raise tornado.web.HTTPError(405)
+
+    def delete(self, context: str, number: str) -> None:
+        raise tornado.web.HTTPError(405)
+
+    def post(self, context: str, number: str) -> None:
+        if not self.authorize(SCOPE_SCORE):
+            return
+        try:
+            item = self.item(context, number)
+            score = validate_score(self.json_body(SCORE_TYPE), self.lms.members.get(context, ()))
+            key = (item["id"], score["userId"])
+            held = self.lms.scores.get(key)
+            if held and parse_iso_timestamp(held["timestamp"]) > parse_iso_timestamp(
+                score["timestamp"]
+            ):
+                raise GradeRefused(409, "a score with a later timestamp is already held",
+                                   "conflict")  # fmt: skip
+        except GradeRefused as refused:
+            return self.refuse_json(refused)
+        score["received"] = datetime.datetime.now(datetime.UTC).isoformat()
+        self.lms.scores[key] = score
+        self.lms.score_posts.append({**score, "lineitem": item["id"]})
+        self.send_json({"resultUrl": f"{item['id']}/results/{quote(score['userId'])}"},
+                       "application/json")  # fmt: skip
+
+
+class GradebookHandler(_LMSHandler):
+    def get(self) -> None:
+        self.finish(gradebook_html(self.lms.gradebook()))
+
+
+class GradebookJSONHandler(_LMSHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(self.lms.gradebook()))
 
 
 # ---------------------------------------------------------------- command line
