@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from . import images
 from .config import find_proxy_command
-from .privacy import analytics, breach
+from .privacy import analytics, breach, report, retention
 from .privacy.policy import policy_findings
 from .privacy.tls import tls_findings
 from .settings import Settings, SettingsError, load_settings
@@ -353,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_commands(commands)
     breach.add_commands(commands)
     analytics.add_commands(commands)
+    retention.add_commands(commands)
+    report.add_commands(commands)
     return parser
 
 

@@ -279,6 +279,8 @@ def learner_context_layout(source: Path) -> list[tuple[Path, str]]:
             "learnhub/sys-prefix/etc/jupyter/jupyter_server_config.d",
         ),
         (extension / "labextension", "learnhub/sys-prefix/share/jupyter/labextensions"),
+        # nbgrader reads it from <prefix>/etc/jupyter: the course service as the exchange.
+        (extension / "nbgrader_config.py", "learnhub/sys-prefix/etc/jupyter/nbgrader_config.py"),
     ]
 
 
@@ -679,6 +681,71 @@ def build_learner_image(
     return build
 
 
+# The grader image: the learner image plus the sandbox's runner (learnhub.grading)
+
+GRADER_REPOSITORY = "learnhub/grader"
+
+
+def grader_tags(version: str = __version__) -> list[str]:
+    """The tags of a grader image: the LearnHub version, then `latest`."""
+    return [f"{GRADER_REPOSITORY}:{docker_tag(version)}", f"{GRADER_REPOSITORY}:latest"]
+
+
+def grader_context_layout(source: Path) -> list[tuple[Path, str]]:
+    """(source path, path in the build context) of what the grader Dockerfile copies."""
+    return [
+        (source / "images" / "grader" / "Dockerfile", "Dockerfile"),
+        (source / "hub" / "grading" / "runner.py", "runner.py"),
+    ]
+
+
+def stage_grader_context(
+    source: Path, context: Path, wheel: Path, build_ca: Iterable[Path] = ()
+) -> None:
+    """Copy what the grader image is built from into `context`; the learner image below it
+    already has the wheel and installs nothing more, so `wheel` and `build_ca` go unused."""
+    for path, relative in grader_context_layout(source):
+        if not path.exists():
+            raise ImageBuildError(f"{path} is missing: is {source} a LearnHub checkout?")
+        target = context / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def build_grader_image(
+    *,
+    source: Path = SOURCE_ROOT,
+    no_cache: bool = False,
+    version: str = __version__,
+    engine: DockerEngine | None = None,
+    progress: Progress = print,
+) -> LearnerBuild:
+    """Build `learnhub/grader:<version>` and `:latest` on this version's learner image, which
+    must be here (it is never pulled)."""
+    engine = engine or DockerEngine()
+    started = time.monotonic()
+    require_engine(engine)
+    base = learner_tags(version)[0]
+    if engine.image_id(base) is None:
+        raise ImageBuildError(f"the grader image is built on {base}: build that first")
+    tags = grader_tags(version)
+    image_id = docker_build(
+        engine,
+        source=source,
+        stage=stage_grader_context,
+        base=base,
+        network=None,
+        tags=tags,
+        version=version,
+        no_cache=no_cache,
+        what="the grader image",
+        progress=progress,
+    )
+    build = LearnerBuild(tags, image_id, base, False, time.monotonic() - started)
+    report_built(engine, build.tags, image_id, build.seconds, progress)
+    return build
+
+
 # learnhub images ...
 
 
@@ -687,6 +754,7 @@ def cmd_build(settings, args) -> int:
         build_learner_image(
             base_image=args.base_image, no_cache=args.no_cache, pull=not args.no_pull
         )
+        build_grader_image(no_cache=args.no_cache)
         if getattr(args, "hub", False):
             from .hub_image import build_hub_image
 
@@ -705,7 +773,8 @@ def add_commands(subparsers) -> None:
     actions = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
     build = actions.add_parser(
         "build",
-        help=f"build the learner image ({LEARNER_REPOSITORY}:<version> and :latest)",
+        help=f"build the learner image ({LEARNER_REPOSITORY}:<version> and :latest) and the "
+        f"grading sandbox's image on it ({GRADER_REPOSITORY})",
         description=f"Build the learner image on --base-image (default {DEFAULT_BASE_IMAGE}) "
         "when it is here or can be pulled; else on a local Debian "
         f"{DEBIAN_SUITE} ({LOCAL_BASE_IMAGE}, made once with debootstrap, as root).",

@@ -7,6 +7,7 @@ from typing import Any
 
 from traitlets.config import LazyConfigValue
 
+from .privacy.service import update_retention_service
 from .settings import Settings, SettingsError
 
 IDLE_CULLER = "idle-culler"
@@ -88,6 +89,8 @@ def _with_entry(entries: list[dict], entry: dict) -> list[dict]:
 
 def update_services(c, settings: Settings) -> None:
     """Run the idle culler as a managed hub service with a least-privilege role."""
+    # The retention service (expiry, a person's data on request) runs whatever the culler.
+    update_retention_service(c, settings)
     culler = settings["culler"]
     check_culler(culler)
     if not culler["enabled"]:

@@ -2,7 +2,7 @@
 # Install what LearnHub needs into ./.venv (idempotent), then run it or its tests.
 #   scripts/dev.sh run    start the hub with SQLite, local learner servers and the demo LMS
 #   scripts/dev.sh test   run the whole test suite (extra pytest arguments are passed on)
-#   scripts/dev.sh images build the learner and hub images (needs a Docker engine; no registry)
+#   scripts/dev.sh images build the learner, grader and hub images (needs a Docker engine; no registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

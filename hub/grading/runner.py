@@ -1,0 +1,431 @@
+"""Runs inside the grading sandbox: executes one notebook as nbgrader's Execute would."""
+
+# This file is a script first: the grader image runs it with its own Python, and the process
+# sandbox with the hub's venv (`python -I runner.py`). So it imports only the standard library
+# at the top, and nbgrader/nbclient (which learners have too) inside `main`.
+#
+# Protocol. Standard input: a tar stream holding `request.json` ({"notebook": ..., "limits":
+# ...}) and the assignment's files under `files/`. Standard output: one frame,
+# FRAME_MAGIC + length + "\n" + JSON ({"notebook": ..., "events": [...], "warnings": [...]}).
+# Student code cannot write into that frame: before the kernel starts, the runner keeps its
+# real stdout on a private descriptor, points fds 1 and 2 at /dev/null (the kernel inherits
+# those; ipykernel forwards what it writes to them into the notebook anyway), and marks
+# itself non-dumpable so that a process of the same user cannot open /proc/<runner>/fd/*.
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import sys
+import tarfile
+import time
+from pathlib import Path, PurePosixPath
+
+FRAME_MAGIC = b"LEARNHUB-RESULT/1 "
+REQUEST_NAME = "request.json"
+FILES_PREFIX = "files/"
+DEFAULT_WORKDIR = "/srv/submission"
+# Said in the error output of the cells the sandbox did not run (after a kernel death or the
+# notebook's deadline): an error output gives a test cell no points, as a failed test would.
+NOT_RUN_ENAME = "SandboxStopped"
+TRUNCATED_NOTE = "\n... output truncated by the grading sandbox after {limit} bytes ...\n"
+# What is kept of one error/execute_result output once a cell's output is over its cap.
+KEPT_OUTPUT_BYTES = 16_384
+PR_SET_DUMPABLE = 4
+
+# Frames
+
+
+def encode_frame(payload: bytes) -> bytes:
+    return FRAME_MAGIC + str(len(payload)).encode() + b"\n" + payload
+
+
+def decode_frame(data: bytes) -> bytes | None:
+    """The payload of the frame that starts `data`, or None when there is no whole frame."""
+    if not data.startswith(FRAME_MAGIC):
+        return None
+    header, newline, rest = data[len(FRAME_MAGIC) :].partition(b"\n")
+    if not newline or not header.isdigit() or len(header) > 12:
+        return None
+    length = int(header)
+    if len(rest) < length:
+        return None
+    return rest[:length]
+
+
+# Pure helpers
+
+
+def safe_relative(name: str) -> PurePosixPath | None:
+    """A tar member's path below `files/`, or None when it would leave the work directory."""
+    if not name.startswith(FILES_PREFIX):
+        return None
+    path = PurePosixPath(name[len(FILES_PREFIX) :])
+    if not path.parts or path.is_absolute() or ".." in path.parts:
+        return None
+    return path
+
+
+def text_size(value) -> int:
+    """About how many bytes an output's content holds (strings counted, structure not)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(text_size(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(text_size(v) for v in value)
+    return 8
+
+
+def shorten(value, limit: int):
+    """`value` (an output's data or traceback) with its strings cut to `limit` characters."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + "..."
+    if isinstance(value, dict):
+        return {k: shorten(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shorten(v, limit) for v in value[:100]]
+    return value
+
+
+def not_run_output(why: str) -> dict:
+    return {
+        "output_type": "error",
+        "ename": NOT_RUN_ENAME,
+        "evalue": f"not run: {why}",
+        "traceback": [f"{NOT_RUN_ENAME}: not run: {why}"],
+    }
+
+
+def mark_not_run(cells: list, start: int, why: str) -> None:
+    """Give every code cell from `start` on an error output saying why it was not run."""
+    for cell in cells[start:]:
+        if cell.get("cell_type") == "code" and cell.get("source", "").strip():
+            cell["outputs"] = [*cell.get("outputs", []), not_run_output(why)]
+
+
+def events_from_outputs(cells: list) -> list[dict]:
+    """Limits that show only in the outputs: Python's MemoryError (an address-space limit),
+    and fork's EAGAIN (a process limit)."""
+    events = []
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            if output.get("ename") == "MemoryError":
+                events.append({"reason": "memory", "cell": index})
+                break
+            if output.get("ename") == "BlockingIOError" and "temporarily unavailable" in str(
+                output.get("evalue", "")
+            ):
+                events.append({"reason": "processes", "cell": index})
+                break
+    return events
+
+
+def cgroup_counters(root: Path = Path("/sys/fs/cgroup")) -> dict[str, int]:
+    """The container's OOM kills and refused forks so far (cgroup v2 or v1; {} outside one)."""
+    counters = {}
+    candidates = {
+        "oom_kill": [root / "memory.events", root / "memory" / "memory.oom_control"],
+        "pids_max": [root / "pids.events", root / "pids" / "pids.events"],
+    }
+    for name, paths in candidates.items():
+        key = "oom_kill" if name == "oom_kill" else "max"
+        for path in paths:
+            with contextlib.suppress(OSError, ValueError):
+                for line in path.read_text().splitlines():
+                    field, _, value = line.partition(" ")
+                    if field == key:
+                        counters[name] = int(value)
+                break
+    return counters
+
+
+# I/O
+
+
+def read_request(stream, workdir: Path) -> dict:
+    """Unpack the request from a tar stream: files into `workdir` (read-only), the rest returned."""
+    request = None
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for member in archive:
+            if member.name == REQUEST_NAME and member.isfile():
+                request = json.load(archive.extractfile(member))
+                continue
+            relative = safe_relative(member.name)
+            if relative is None or not (member.isfile() or member.isdir()):
+                continue
+            target = workdir / relative
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as source, target.open("wb") as sink:
+                while chunk := source.read(1 << 20):
+                    sink.write(chunk)
+            target.chmod(0o444)
+    if request is None:
+        raise ValueError(f"the request has no {REQUEST_NAME}")
+    return request
+
+
+def make_executor(limits: dict, events: list, started: float):
+    """nbgrader's own Execute preprocessor, with a notebook deadline and an output cap."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbformat.v4 import output_from_msg
+    from nbgrader.preprocessors import Execute
+
+    class SandboxedExecute(Execute):
+        # Changes of nbgrader's Execute: the timeout of a cell is cut to what is left of the
+        # notebook's time, timeouts are recorded, and a cell's output stops growing at a cap.
+        cell_index = 0
+        cell_bytes: dict
+        truncated: set
+
+        def remaining(self) -> float:
+            return limits["notebook_timeout_s"] - (time.monotonic() - started)
+
+        def _get_timeout(self, cell):
+            cell_limit = super()._get_timeout(cell)
+            left = max(1, int(self.remaining() + 0.999))
+            return left if cell_limit is None else min(cell_limit, left)
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            reason = "timeout_cell" if self.remaining() > 0.5 else "timeout_notebook"
+            seconds = limits["cell_timeout_s"] if reason == "timeout_cell" else None
+            events.append({"reason": reason, "cell": self.cell_index, "seconds": seconds})
+            return await super()._async_handle_timeout(timeout, cell)
+
+        def output(self, outs, msg, display_id, cell_index):
+            limit = limits["output_bytes"]
+            used = self.cell_bytes.get(cell_index, 0) + text_size(msg.get("content"))
+            self.cell_bytes[cell_index] = used
+            if used <= limit:
+                return super().output(outs, msg, display_id, cell_index)
+            if cell_index not in self.truncated:
+                self.truncated.add(cell_index)
+                events.append({"reason": "output_truncated", "cell": cell_index})
+                note = TRUNCATED_NOTE.format(limit=limit)
+                outs.append(output_from_msg(_stream("stdout", note)))
+            # Past the cap, keep what nbgrader grades on: errors and stderr give no points,
+            # and an execute_result may give partial credit. The rest is dropped.
+            msg_type = msg["msg_type"]
+            name = msg["content"].get("name")
+            if msg_type == "stream" and name == "stderr" and not self.stderr_kept(outs):
+                outs.append(output_from_msg(_stream("stderr", TRUNCATED_NOTE.format(limit=limit))))
+            elif msg_type in {"error", "execute_result"}:
+                msg = {**msg, "content": shorten(msg["content"], KEPT_OUTPUT_BYTES)}
+                return super().output(outs, msg, display_id, cell_index)
+            return None
+
+        @staticmethod
+        def stderr_kept(outs) -> bool:
+            return any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
+
+        def run(self, nb, path: str) -> None:
+            """Execute `nb` in place like ExecutePreprocessor.preprocess, one cell at a time,
+            and go on to record (not raise) what stopped it."""
+            self.cell_bytes, self.truncated = {}, set()
+            resources = {"metadata": {"path": path}}
+            from nbclient.client import NotebookClient
+
+            NotebookClient.__init__(self, nb, None)
+            self.reset_execution_trackers()
+            self._check_assign_resources(resources)
+            with self.setup_kernel():
+                info = self.wait_for_reply(self.kc.kernel_info())
+                self.nb.metadata["language_info"] = info["content"]["language_info"]
+                for index, cell in enumerate(self.nb.cells):
+                    self.cell_index = index
+                    if self.remaining() <= 0:
+                        events.append({"reason": "timeout_notebook", "cell": index})
+                        mark_not_run(self.nb.cells, index, "the notebook ran out of time")
+                        break
+                    before = cgroup_counters()
+                    try:
+                        self.preprocess_cell(cell, resources, index)
+                    except DeadKernelError:
+                        after = cgroup_counters()
+                        oom = after.get("oom_kill", 0) > before.get("oom_kill", 0)
+                        reason = "memory" if oom else "killed"
+                        events.append({"reason": reason, "cell": index})
+                        mark_not_run(self.nb.cells, index, "the kernel died")
+                        break
+                    except CellTimeoutError:
+                        # The kernel did not answer even after an interrupt.
+                        events.append({"reason": "timeout_cell", "cell": index, "stuck": True})
+                        mark_not_run(self.nb.cells, index, "the kernel stopped answering")
+                        break
+                    after = cgroup_counters()
+                    if after.get("pids_max", 0) > before.get("pids_max", 0):
+                        events.append({"reason": "processes", "cell": index})
+                    if after.get("oom_kill", 0) > before.get("oom_kill", 0):
+                        events.append({"reason": "memory", "cell": index})
+            self.set_widgets_metadata()
+
+    return SandboxedExecute(timeout=limits["cell_timeout_s"])
+
+
+# Isolation of the process sandbox (the container needs none of this: Docker did it)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _loopback_up() -> None:
+    """Bring `lo` up in a new network namespace: the kernel talks to the runner over it."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+
+
+def _mount(libc, source, target, fstype, flags, data=None) -> None:
+    if libc.mount(source, target, fstype, flags, data) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {target.decode()}: {os.strerror(error)}")
+
+
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def isolate(plan: dict) -> list[str]:
+    """Cut the network, hide private directories, set rlimits, drop to the sandbox's uid.
+
+    `plan` comes from learnhub.grading.sandbox.isolation_plan. Returns warnings for what could
+    not be done (the process sandbox reports them to the instructor)."""
+    import resource
+
+    warnings = []
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = os.geteuid() == 0
+    if root:
+        # The interpreter and its packages may live below a hidden directory (a venv made
+        # from a Python in /root): keep handles on them to bind them back, read-only.
+        keep = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.abspath(__file__))})
+        handles = {}
+        if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+            why = os.strerror(ctypes.get_errno())
+            warnings.append(
+                f"could not make new mount and network namespaces ({why}): the notebook "
+                "shares this machine's network and sees all its files"
+            )
+        else:
+            _mount(libc, b"none", b"/", None, MS_REC | MS_PRIVATE)
+            # Opened in the new namespace (a bind from another one is refused) before the
+            # tmpfs covers them.
+            handles = {
+                path: os.open(path, os.O_PATH)
+                for path in keep
+                if any(_under(path, hidden) for hidden in plan["hide"])
+            }
+            for hidden in plan["hide"]:
+                if os.path.isdir(hidden):
+                    _mount(libc, b"tmpfs", hidden.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                           b"mode=0755,size=1m")  # fmt: skip
+            for path, handle in handles.items():
+                os.makedirs(path, exist_ok=True)
+                source = f"/proc/self/fd/{handle}".encode()
+                _mount(libc, source, path.encode(), None, MS_BIND | MS_REC)
+                _mount(libc, b"none", path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+            _loopback_up()
+        for handle in handles.values():
+            os.close(handle)
+    else:
+        warnings.append(
+            "the hub does not run as root: the notebook runs as the hub's own user and can read "
+            "what that user can"
+        )
+        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+            uid, gid = os.getuid(), os.getgid()
+            Path("/proc/self/setgroups").write_text("deny")
+            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+            try:
+                _loopback_up()
+            except OSError as e:
+                warnings.append(f"could not bring up loopback in the new network namespace: {e}")
+        else:
+            warnings.append(
+                "could not make a network namespace "
+                f"({os.strerror(ctypes.get_errno())}): the notebook can reach the network"
+            )
+    for name, value in plan["rlimits"].items():
+        limit = getattr(resource, name)
+        if name == "RLIMIT_NPROC" and not root:
+            continue  # counts every process of the hub's own user: it would starve the hub
+        resource.setrlimit(limit, (value, value))
+    if root:
+        os.setgroups([])
+        os.setgid(plan["gid"])
+        os.setuid(plan["uid"])
+    return warnings
+
+
+def _stream(name: str, text: str) -> dict:
+    return {
+        "msg_type": "stream",
+        "header": {"msg_type": "stream"},
+        "content": {"name": name, "text": text},
+    }
+
+
+def _set_nondumpable() -> bool:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    workdir = Path(argv[argv.index("--workdir") + 1] if "--workdir" in argv else DEFAULT_WORKDIR)
+    started = time.monotonic()
+    warnings = []
+    if "--isolate" in argv:
+        warnings += isolate(json.loads(argv[argv.index("--isolate") + 1]))
+    result_fd = os.dup(1)
+    log = os.fdopen(os.dup(2), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    if not _set_nondumpable():
+        warnings.append("the runner could not make itself non-dumpable")
+    workdir.mkdir(parents=True, exist_ok=True)
+    request = read_request(sys.stdin.buffer, workdir)
+    os.dup2(devnull, 0)
+    limits = request["limits"]
+    os.environ["NBGRADER_EXECUTION"] = "autograde"  # as `nbgrader autograde` sets it
+    os.chdir(workdir)
+
+    import nbformat
+
+    nb = nbformat.from_dict(request["notebook"])
+    events: list[dict] = []
+    try:
+        make_executor(limits, events, started).run(nb, str(workdir))
+    except Exception as e:  # a kernel that would not start, a broken notebook: say so
+        print(f"runner: {type(e).__name__}: {e}", file=log)
+        events.append({"reason": "error", "cell": None, "detail": f"{type(e).__name__}: {e}"})
+    seen = {(e["reason"], e.get("cell")) for e in events}
+    events += [e for e in events_from_outputs(nb.cells) if (e["reason"], e["cell"]) not in seen]
+    payload = json.dumps({"notebook": nb, "events": events, "warnings": warnings}).encode()
+    with os.fdopen(result_fd, "wb") as out:
+        out.write(encode_frame(payload))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
