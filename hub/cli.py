@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import images
+from . import images, passback
 from .config import find_proxy_command
 from .privacy import analytics, breach, report, retention
 from .privacy.policy import policy_findings
@@ -353,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_commands(commands)
     breach.add_commands(commands)
     analytics.add_commands(commands)
+    passback.add_commands(commands)
     retention.add_commands(commands)
     report.add_commands(commands)
     return parser
