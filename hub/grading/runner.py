@@ -144,6 +144,21 @@ def cgroup_counters(root: Path = Path("/sys/fs/cgroup")) -> dict[str, int]:
     return counters
 
 
+def own_tasks(uid: int, proc: Path = Path("/proc")) -> int:
+    """How many tasks (threads included, as RLIMIT_NPROC counts them) `uid` runs."""
+    count = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = dict(
+                line.split(":", 1) for line in (entry / "status").read_text().splitlines()
+            )
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"].strip())
+    return count
+
+
 # I/O
 
 
@@ -209,6 +224,13 @@ def make_executor(limits: dict, events: list, started: float):
                 self.truncated.add(cell_index)
                 events.append({"reason": "output_truncated", "cell": cell_index})
                 note = TRUNCATED_NOTE.format(limit=limit)
+                content = msg["content"]
+                if msg["msg_type"] == "stream":
+                    # The head of the stream that crossed the cap, then the note.
+                    room = max(0, limit - (used - text_size(content)))
+                    note = str(content.get("text", ""))[:room] + note
+                    outs.append(output_from_msg(_stream(content.get("name", "stdout"), note)))
+                    return None
                 outs.append(output_from_msg(_stream("stdout", note)))
             # Past the cap, keep what nbgrader grades on: errors and stderr give no points,
             # and an execute_result may give partial credit. The rest is dropped.
@@ -225,6 +247,19 @@ def make_executor(limits: dict, events: list, started: float):
         def stderr_kept(outs) -> bool:
             return any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
 
+        @staticmethod
+        def record(events: list, reason: str, index: int) -> None:
+            """Record a limit once: what a fork bomb leaves running is not news at every cell."""
+            if all(e["reason"] != reason for e in events):
+                events.append({"reason": reason, "cell": index})
+
+        def kernel_first_to_go(self) -> None:
+            # When memory runs out, the kernel (and what it forked) is killed, not the runner,
+            # which then reports it. Raising one's own oom_score_adj needs no privilege.
+            with contextlib.suppress(AttributeError, OSError, TypeError):
+                pid = self.km.provisioner.process.pid
+                Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
+
         def run(self, nb, path: str) -> None:
             """Execute `nb` in place like ExecutePreprocessor.preprocess, one cell at a time,
             and go on to record (not raise) what stopped it."""
@@ -236,6 +271,7 @@ def make_executor(limits: dict, events: list, started: float):
             self.reset_execution_trackers()
             self._check_assign_resources(resources)
             with self.setup_kernel():
+                self.kernel_first_to_go()
                 info = self.wait_for_reply(self.kc.kernel_info())
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
                 for index, cell in enumerate(self.nb.cells):
@@ -249,9 +285,10 @@ def make_executor(limits: dict, events: list, started: float):
                         self.preprocess_cell(cell, resources, index)
                     except DeadKernelError:
                         after = cgroup_counters()
+                        if after.get("pids_max", 0) > before.get("pids_max", 0):
+                            self.record(events, "processes", index)
                         oom = after.get("oom_kill", 0) > before.get("oom_kill", 0)
-                        reason = "memory" if oom else "killed"
-                        events.append({"reason": reason, "cell": index})
+                        self.record(events, "memory" if oom else "killed", index)
                         mark_not_run(self.nb.cells, index, "the kernel died")
                         break
                     except CellTimeoutError:
@@ -260,10 +297,11 @@ def make_executor(limits: dict, events: list, started: float):
                         mark_not_run(self.nb.cells, index, "the kernel stopped answering")
                         break
                     after = cgroup_counters()
-                    if after.get("pids_max", 0) > before.get("pids_max", 0):
-                        events.append({"reason": "processes", "cell": index})
+                    refused = after.get("pids_max", 0) > before.get("pids_max", 0)
+                    if refused or own_tasks(os.getuid()) >= limits["pids"] - 1:
+                        self.record(events, "processes", index)
                     if after.get("oom_kill", 0) > before.get("oom_kill", 0):
-                        events.append({"reason": "memory", "cell": index})
+                        self.record(events, "memory", index)
             self.set_widgets_metadata()
 
     return SandboxedExecute(timeout=limits["cell_timeout_s"])

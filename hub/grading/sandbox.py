@@ -90,6 +90,7 @@ class Limits:
             "cell_timeout_s": self.cell_timeout_s,
             "notebook_timeout_s": self.notebook_timeout_s,
             "output_bytes": self.output_bytes,
+            "pids": self.pids,
         }
 
     @property
