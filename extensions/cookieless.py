@@ -36,15 +36,19 @@ def _skip_xsrf_cookie(handler: JupyterHandler) -> None:
 THIRD_PARTY_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
 
 
-def without_third_party_plugins(page_config: dict[str, Any]) -> dict[str, Any]:
+def without_third_party_plugins(
+    page_config: dict[str, Any], plugins: tuple[str, ...] = THIRD_PARTY_PLUGINS
+) -> dict[str, Any]:
     disabled = list(page_config.get("disabledExtensions") or [])
-    missing = [p for p in THIRD_PARTY_PLUGINS if p not in disabled]
+    missing = [p for p in plugins if p not in disabled]
     if not missing:
         return page_config
     return {**page_config, "disabledExtensions": disabled + missing}
 
 
-def token_page_config_hook(previous: PageConfigHook | None) -> PageConfigHook:
+def token_page_config_hook(
+    previous: PageConfigHook | None, disabled_plugins: tuple[str, ...] = ()
+) -> PageConfigHook:
     """Wrap `previous` (JupyterHub's hook, usually) so Lab reuses a request's token.
 
     JupyterLab sends page config `token` in an Authorization header on API calls, and on
@@ -55,7 +59,9 @@ def token_page_config_hook(previous: PageConfigHook | None) -> PageConfigHook:
     def page_config_hook(handler: JupyterHandler, page_config: dict[str, Any]) -> dict[str, Any]:
         if previous is not None:
             page_config = previous(handler, page_config)
-        page_config = without_third_party_plugins(page_config)
+        page_config = without_third_party_plugins(
+            page_config, (*THIRD_PARTY_PLUGINS, *disabled_plugins)
+        )
         token = request_token(handler)
         if not token:
             return page_config

@@ -12,11 +12,22 @@ from traitlets.config import LoggingConfigurable
 
 from . import labextension_path
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
-from .headers import HSTS, HSTS_ENV, check_origins, security_headers
+from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
 from .mydata import my_data_handlers
 from .tracking import TrackingStatus, follow_do_not_track_sessions
 
 FRAME_ANCESTORS_ENV = "LEARNHUB_FRAME_ANCESTORS"
+ROLE_ENV = "LEARNHUB_SERVER_ROLE"
+# nbgrader's JupyterLab plugins each kind of server must not show: learners do not create
+# assignments or grade; a course's grader server has no assignments to fetch.
+PLUGINS_OFF = {
+    "learner": (
+        "@jupyter/nbgrader:formgrader",
+        "@jupyter/nbgrader:create-assignment",
+        "@jupyter/nbgrader:course-list",
+    ),
+    "grader": ("@jupyter/nbgrader:assignment-list",),
+}
 
 
 class LearnHubSingleUser(LoggingConfigurable):
@@ -81,12 +92,22 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     # JupyterHandler.set_default_headers sends settings["headers"] on every response and
     # takes Content-Security-Policy from there instead of its own default.
     headers = settings.setdefault("headers", {})
-    headers.update(security_headers(headers, learnhub.frame_ancestors))
+    role = os.environ.get(ROLE_ENV, "learner")
+    secured = security_headers(headers, learnhub.frame_ancestors)
+    if role == "grader":
+        # A course's grader server is never framed, not even by its own origin (other
+        # users' servers share it): formgrader opens in a tab of its own, as nbgrader
+        # advises for JupyterHub 4.1+.
+        secured = security_headers(headers, [])
+        secured[CSP] = secured[CSP].replace("frame-ancestors 'self'", "frame-ancestors 'none'")
+    headers.update(secured)
 
     if learnhub.strict_transport_security:
         headers[HSTS] = learnhub.strict_transport_security
 
-    settings["page_config_hook"] = token_page_config_hook(settings.get("page_config_hook"))
+    settings["page_config_hook"] = token_page_config_hook(
+        settings.get("page_config_hook"), PLUGINS_OFF.get(role, PLUGINS_OFF["learner"])
+    )
 
     # Tk: N on every response to a request, or a launch session, that refuses tracking.
     # This server records nothing about anyone, with or without DNT: the hub's aggregate

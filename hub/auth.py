@@ -11,6 +11,7 @@ from nativeauthenticator import NativeAuthenticator
 from traitlets import Bool, Bytes, Integer, Unicode, default
 
 from . import identity
+from .courses.hub import course_handlers
 from .lti11.handlers import LAUNCH_PATH as LTI11_LAUNCH
 from .lti11.handlers import LTI11LaunchHandler
 from .lti13 import handlers as lti13
@@ -155,4 +156,5 @@ class LearnHubAuthenticator(NativeAuthenticator):
             (rf"/{lti13.JWKS_PATH}", lti13.JWKSHandler),
             (rf"/{lti13.CONFIG_PATH}", lti13.ToolConfigHandler),
             *privacy_handlers(),
+            *course_handlers(),
         ]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from traitlets.log import get_logger
 
+from .courses.config import update_courses
 from .privacy.config import update_privacy, update_tls
 from .services import update_services
 from .settings import Settings
@@ -143,8 +144,17 @@ def apply_config(c, settings: Settings) -> None:
     update_security(c, settings, origins)
     backend = resolve_backend(settings, log=get_logger())
     update_spawner(c, settings, origins, backend)
+    connect_ip = settings["hub"]["api_ip"]
     if backend.isolated:
-        update_network(c, settings, learner_network(settings))
+        network = learner_network(settings)
+        update_network(c, settings, network)
+        connect_ip = network.gateway
     update_services(c, settings)
+    update_courses(
+        c,
+        settings,
+        connect_ip="127.0.0.1" if connect_ip in ("", "0.0.0.0") else connect_ip,  # noqa: S104
+        containers=backend.isolated,
+    )
     update_privacy(c, settings)
     update_tls(c, settings)

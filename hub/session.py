@@ -12,10 +12,12 @@ from tornado import web
 
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE, tracking_refused
 
+from .courses.hub import COURSES_SETTINGS_KEY
 from .errors import LaunchError
 from .identity import Identity, parse_group_name
 from .privacy import analytics as stats
 from .privacy.handlers import own_page_csp
+from .store import principal_role
 
 if TYPE_CHECKING:
     from .auth import LearnHubAuthenticator
@@ -131,6 +133,30 @@ class LaunchHandler(BaseHandler):
         if changed:
             self.db.commit()
 
+    async def _enroll(self, username: str, identity: Identity) -> None:
+        """Record the enrollment, then let the course service build the course.
+
+        The course directory and gradebook are made by the course service, never here:
+        a launch waits for nothing but this one upsert.
+        """
+        course = identity.course
+        created = self.authenticator.store.record_launch(
+            username=username,
+            course_id=course.id,
+            platform=course.platform,
+            context_id=course.context_id,
+            title=course.title,
+            role=principal_role(identity.roles),
+            lti_version=identity.lti_version,
+            launch=identity.launch_claims,
+            name=identity.name,
+            email=identity.email,
+        )
+        courses = self.settings.get(COURSES_SETTINGS_KEY)
+        if courses is not None:
+            courses.grant_staff_access(self.db, course.id)
+            courses.notify(course.id, username, created=created)
+
     async def start_session(self, identity: Identity) -> None:
         """Find or create the user, start their server, hand the browser a scoped token."""
         learnhub = self.authenticator
@@ -145,6 +171,8 @@ class LaunchHandler(BaseHandler):
         }
         user = await self.auth_to_user(auth_model)
         self._label_course_groups(identity, auth_model["groups"])
+        if identity.course is not None:
+            await self._enroll(user.name, identity)
         self.log.info(
             "LTI %s launch for %s (course %s)",
             identity.lti_version,

@@ -266,6 +266,37 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "courses": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "nbgrader courses, one per LMS context, and the exchange service "
+            "learners fetch and submit through",
+            "properties": {
+                "port": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "default": 8082,
+                    "description": "port of the course service (the exchange), on the address "
+                    "learner servers reach the hub API at; default 8082",
+                },
+                "template": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "a folder holding nbgrader_config.py and source/ that every "
+                    "new course starts from (e.g. the repository's assignments/), or null for "
+                    "empty courses",
+                },
+                "submission_limit_mb": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1000,
+                    "default": 25,
+                    "description": "largest submission the exchange keeps, in MB; default 25",
+                },
+            },
+        },
         "demo": {
             "type": "object",
             "additionalProperties": False,

@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -14,8 +15,9 @@ from docker.utils import kwargs_from_env
 from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
-from traitlets import Bool, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, HasTraits, Integer, TraitError, Unicode, default, validate
 
+from .courses.coursedir import course_of_grader
 from .settings import Settings, SettingsError
 
 # Labels on every Docker object made for a learner, so erasure finds them all.
@@ -209,6 +211,8 @@ class Isolation:
     cpu_limit: float | None = None
     read_only: bool = True
     allowed_port_ips: frozenset[str] = field(default_factory=lambda: frozenset(LOOPBACK_IPS))
+    # Set for a course's grader server, whose home is a bind of the course directory.
+    course_dir: str | None = None
 
 
 def isolation_problems(container: Mapping[str, Any], expected: Isolation) -> list[str]:
@@ -240,13 +244,19 @@ def isolation_problems(container: Mapping[str, Any], expected: Isolation) -> lis
         cpus = (host.get("NanoCpus") or 0) / 1e9 or (host.get("CpuQuota") or 0) / period
         if abs(cpus - expected.cpu_limit) > 1e-6:
             problems.append(f"CPU limit is {cpus}, not {expected.cpu_limit}")
-    homes = [
-        m
-        for m in container.get("Mounts") or []
-        if m.get("Type") == "volume" and m.get("Destination") == expected.home
-    ]
-    if [(m.get("Name"), bool(m.get("RW"))) for m in homes] != [(expected.volume, True)]:
-        problems.append(f"{expected.home} is not the learner's own volume {expected.volume}")
+    mounts = container.get("Mounts") or []
+    home = expected.home
+    if expected.course_dir:
+        # A course's grader server: its home is that course's directory, and nothing else.
+        homes = [m for m in mounts if (m.get("Type"), m.get("Destination")) == ("bind", home)]
+        if [(m.get("Source"), bool(m.get("RW"))) for m in homes] != [(expected.course_dir, True)]:
+            problems.append(f"{expected.home} is not the course directory {expected.course_dir}")
+        if len(mounts) != 1:
+            problems.append("mounts more than the course directory")
+    else:
+        homes = [m for m in mounts if (m.get("Type"), m.get("Destination")) == ("volume", home)]
+        if [(m.get("Name"), bool(m.get("RW"))) for m in homes] != [(expected.volume, True)]:
+            problems.append(f"{expected.home} is not the learner's own volume {expected.volume}")
     if host.get("NetworkMode") != expected.network:
         problems.append(f"is on network {host.get('NetworkMode')}, not {expected.network}")
     for port, bindings in (host.get("PortBindings") or {}).items():
@@ -407,8 +417,62 @@ def learner_server_findings(
 
 # Spawners
 
+# nbgrader's parts: learners list, fetch and submit; a course's grader server grades.
+GRADER_ONLY_EXTENSIONS = ("formgrader",)
+LEARNER_ONLY_EXTENSIONS = ("assignment_list",)
+# The course list looks for one hub service per course, which LearnHub does not run.
+NO_ONES_EXTENSIONS = ("course_list",)
 
-class LocalLearnerSpawner(SimpleLocalProcessSpawner):
+
+def nbgrader_extension_args(grader: bool) -> list[str]:
+    """jupyter-server arguments giving each kind of server its nbgrader extensions only.
+
+    The learner image turns formgrader off for everyone; a grader server turns it on.
+    """
+    on, off = (
+        (GRADER_ONLY_EXTENSIONS, LEARNER_ONLY_EXTENSIONS)
+        if grader
+        else (LEARNER_ONLY_EXTENSIONS, GRADER_ONLY_EXTENSIONS)
+    )
+    prefix = "--ServerApp.jpserver_extensions=nbgrader.server_extensions."
+    return [f"{prefix}{n}=True" for n in on] + [
+        f"{prefix}{n}=False" for n in (*off, *NO_ONES_EXTENSIONS)
+    ]
+
+
+class CourseServers(HasTraits):
+    """What learner and grader servers share: which is which, and the grader's course."""
+
+    courses_dir = Unicode(
+        "learnhub-state/courses",
+        config=True,
+        help="Folder holding one nbgrader course directory per course (the course service "
+        "makes them); a course's grader server works in its own. Default "
+        "learnhub-state/courses.",
+    )
+
+    @property
+    def grader_course(self) -> str | None:
+        return course_of_grader(self.user.name)
+
+    @property
+    def course_dir(self) -> str | None:
+        course = self.grader_course
+        return str(Path(self.courses_dir).resolve() / course) if course else None
+
+    def role_args(self) -> list[str]:
+        return nbgrader_extension_args(self.grader_course is not None)
+
+    def role_environment(self) -> dict[str, str]:
+        course = self.grader_course
+        return (
+            {"LEARNHUB_SERVER_ROLE": "grader", "LEARNHUB_COURSE": course}
+            if course
+            else {"LEARNHUB_SERVER_ROLE": "learner"}
+        )
+
+
+class LocalLearnerSpawner(CourseServers, SimpleLocalProcessSpawner):
     """Learner servers as local processes of the hub's user: for a demo, never for a class.
 
     Every learner runs with the hub's privileges and can read every other learner's
@@ -422,8 +486,16 @@ class LocalLearnerSpawner(SimpleLocalProcessSpawner):
         "Default learnhub-state/homes/{username}.",
     )
 
+    @default("home_dir")
+    def _default_home_dir(self):
+        # A grader server works in its course's directory.
+        return self.course_dir or self.home_dir_template.format(username=self.user.name)
+
+    def get_env(self):
+        return {**super().get_env(), **self.role_environment()}
+
     def get_args(self):
-        args = super().get_args()
+        args = [*super().get_args(), *self.role_args()]
         if os.geteuid() == 0:
             # jupyter-server refuses root without it; this spawner is a demo mode anyway.
             args.append("--allow-root")
@@ -438,7 +510,7 @@ class LocalLearnerSpawner(SimpleLocalProcessSpawner):
         return await super().start()
 
 
-class DockerLearnerSpawner(DockerSpawner):
+class DockerLearnerSpawner(CourseServers, DockerSpawner):
     """Each learner's server in a container of their own, from an allow-listed image.
 
     CPU, memory and process limits; no capabilities, no privilege escalation, an init
@@ -499,6 +571,19 @@ class DockerLearnerSpawner(DockerSpawner):
     def _default_volumes(self):
         return {self.home_volume_template: {"bind": self.home_dir, "mode": "rw"}}
 
+    @property
+    def volume_binds(self):
+        # A grader server gets its course's directory as home, instead of a volume.
+        if self.course_dir:
+            return {self.course_dir: {"bind": self.home_dir, "mode": "rw"}}
+        return super().volume_binds
+
+    def get_env(self):
+        return {**super().get_env(), **self.role_environment()}
+
+    def get_args(self):
+        return [*super().get_args(), *self.role_args()]
+
     @default("extra_host_config")
     def _default_extra_host_config(self):
         return learner_host_config(
@@ -552,6 +637,7 @@ class DockerLearnerSpawner(DockerSpawner):
             cpu_limit=self.cpu_limit,
             read_only=self.read_only_root,
             allowed_port_ips=frozenset({self.host_ip}),
+            course_dir=self.course_dir,
         )
 
     async def pull_image(self, image):
@@ -567,7 +653,8 @@ class DockerLearnerSpawner(DockerSpawner):
             ) from None
 
     async def start(self):
-        await self._ensure_home_volume()
+        if not self.course_dir:
+            await self._ensure_home_volume()
         return await super().start()
 
     async def _ensure_home_volume(self):
@@ -604,7 +691,8 @@ class DockerLearnerSpawner(DockerSpawner):
         no-op, which would leave a deleted learner's files behind in the named volume.
         """
         await self._remove_containers()
-        if self.name:
+        if self.name or self.course_dir:
+            # A grader server's files are the course's: they go when the course does.
             # A named server shares the user's home volume: it goes with the user.
             return
         volumes = {self.home_volume}

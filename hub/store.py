@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -105,6 +106,75 @@ class ToolKey(Base):
     created: Mapped[float] = mapped_column(Float)
     retired: Mapped[float | None] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CourseRecord(Base):
+    """An LMS context LearnHub has seen a launch from; its nbgrader course has the same id."""
+
+    __tablename__ = "learnhub_courses"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(255))
+    context_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(Text)
+    created: Mapped[float] = mapped_column(Float)
+    last_launch: Mapped[float] = mapped_column(Float, index=True)
+
+
+class Enrollment(Base):
+    """One person in one course: role, when they last came, and what grade passback needs.
+
+    Name and email are kept (encrypted) only when the platform sent them; the launch
+    data (outcome service, AGS endpoint, deployment) is encrypted too.
+    """
+
+    __tablename__ = "learnhub_enrollments"
+    course_id: Mapped[str] = mapped_column(
+        ForeignKey("learnhub_courses.id", ondelete="CASCADE"), primary_key=True
+    )
+    username: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    lti_version: Mapped[str] = mapped_column(String(8))
+    platform: Mapped[str] = mapped_column(String(255))
+    launch_enc: Mapped[str] = mapped_column(Text)
+    name_enc: Mapped[str | None] = mapped_column(Text)
+    email_enc: Mapped[str | None] = mapped_column(Text)
+    first_launch: Mapped[float] = mapped_column(Float)
+    last_launch: Mapped[float] = mapped_column(Float, index=True)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+# Roles that may open a course's formgrader and act for the course in the exchange.
+STAFF_ROLES = frozenset({"instructor", "ta"})
+# The role an enrollment records when a launch carries several: the most privileged.
+ROLE_ORDER = ("instructor", "ta", "developer", "learner")
+
+
+def principal_role(roles) -> str:
+    names = {str(r) for r in roles}
+    return next((r for r in ROLE_ORDER if r in names), "learner")
+
+
+@dataclass(frozen=True)
+class EnrollmentInfo:
+    """An enrollment with its encrypted fields opened."""
+
+    course_id: str
+    username: str
+    role: str
+    lti_version: str
+    platform: str
+    launch: dict
+    name: str | None
+    email: str | None
+    first_launch: float
+    last_launch: float
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
 
 
 class Cipher:
@@ -347,6 +417,114 @@ class Store:
                 )
             )
             s.commit()
+
+    # courses and enrollments
+
+    def record_launch(
+        self,
+        *,
+        username: str,
+        course_id: str,
+        platform: str,
+        context_id: str,
+        title: str,
+        role: str,
+        lti_version: str,
+        launch: dict,
+        name: str | None,
+        email: str | None,
+        now: float | None = None,
+    ) -> bool:
+        """Upsert the course and the enrollment of a launch; True when the course is new."""
+        now = time.time() if now is None else now
+        with self.session() as s:
+            course = s.get(CourseRecord, course_id)
+            created = course is None
+            if created:
+                course = CourseRecord(
+                    id=course_id, platform=platform, context_id=context_id, created=now
+                )
+                s.add(course)
+            course.title = title
+            course.last_launch = now
+            row = s.get(Enrollment, (course_id, username))
+            if row is None:
+                row = Enrollment(course_id=course_id, username=username, first_launch=now)
+                s.add(row)
+            row.role = role
+            row.lti_version = lti_version
+            row.platform = platform
+            row.launch_enc = self.cipher.encrypt(json.dumps(launch, sort_keys=True))
+            # A launch without name or email leaves no stale copy behind.
+            row.name_enc = self.cipher.encrypt(name) if name else None
+            row.email_enc = self.cipher.encrypt(email) if email else None
+            row.last_launch = now
+            try:
+                s.commit()
+            except IntegrityError:
+                # Two first launches of one course at once: the other one created it.
+                s.rollback()
+                return self.record_launch(
+                    username=username, course_id=course_id, platform=platform,
+                    context_id=context_id, title=title, role=role, lti_version=lti_version,
+                    launch=launch, name=name, email=email, now=now,
+                )  # fmt: skip
+            return created
+
+    def _open(self, row: Enrollment) -> EnrollmentInfo:
+        return EnrollmentInfo(
+            course_id=row.course_id,
+            username=row.username,
+            role=row.role,
+            lti_version=row.lti_version,
+            platform=row.platform,
+            launch=json.loads(self.cipher.decrypt(row.launch_enc)),
+            name=self.cipher.decrypt(row.name_enc) if row.name_enc else None,
+            email=self.cipher.decrypt(row.email_enc) if row.email_enc else None,
+            first_launch=row.first_launch,
+            last_launch=row.last_launch,
+        )
+
+    def enrollment(self, username: str, course_id: str) -> EnrollmentInfo | None:
+        with self.session() as s:
+            row = s.get(Enrollment, (course_id, username))
+            return self._open(row) if row else None
+
+    def enrollments_of(self, username: str) -> list[EnrollmentInfo]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(Enrollment)
+                .where(Enrollment.username == username)
+                .order_by(Enrollment.course_id)
+            )
+            return [self._open(r) for r in rows]
+
+    def enrollments_in(self, course_id: str) -> list[EnrollmentInfo]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(Enrollment)
+                .where(Enrollment.course_id == course_id)
+                .order_by(Enrollment.username)
+            )
+            return [self._open(r) for r in rows]
+
+    def course(self, course_id: str) -> CourseRecord | None:
+        with self.session() as s:
+            return s.get(CourseRecord, course_id)
+
+    def courses(self) -> list[CourseRecord]:
+        with self.session() as s:
+            return list(s.scalars(select(CourseRecord).order_by(CourseRecord.id)))
+
+    def remove_enrollment(self, username: str, course_id: str) -> bool:
+        with self.session() as s:
+            removed = s.execute(
+                delete(Enrollment).where(
+                    Enrollment.username == username, Enrollment.course_id == course_id
+                )
+            ).rowcount
+            s.commit()
+            return removed == 1
 
     def drop_retired_keys(self, older_than: float) -> int:
         with self.session() as s:

@@ -157,6 +157,44 @@ class Hub:
         remove_learner_containers(users)
 
 
+def registered_hub(state: Path, lms, **settings) -> Hub:
+    """A hub (not started) whose settings are `settings` and that knows `lms` as a peer.
+
+    The demo LMS learns the hub's URLs; the hub gets the LMS as an LTI 1.1 consumer and an
+    LTI 1.3 platform through its own CLI, as an operator would register them.
+    """
+    from learnhub.demo.lms import tool_urls
+
+    url = f"http://127.0.0.1:{free_port()}"
+    config = state / "learnhub.yaml"
+    write_settings(config, url, **settings)
+    instance = Hub(url=url, state_dir=state, config_file=config, log_path=state / "hub.log")
+    for name, value in tool_urls(url).items():
+        setattr(lms, name, value)
+    registration = lms.registration()
+    added = instance.cli(
+        "lti",
+        "add-consumer",
+        lms.consumer_key,
+        # One argument: a generated secret may begin with "-".
+        f"--secret={lms.consumer_secret}",
+        "--frame-origin",
+        lms.url,
+    )
+    assert added.returncode == 0, added.stderr
+    added = instance.cli(
+        "lti", "add-platform",
+        "--issuer", registration["issuer"],
+        "--client-id", registration["client_id"],
+        "--deployment-id", registration["deployment_id"],
+        "--auth-url", registration["auth_url"],
+        "--jwks-url", registration["jwks_url"],
+        "--token-url", f"{lms.url}/token",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    return instance
+
+
 def remove_learner_containers(usernames: list[str]) -> None:
     """Remove the learners' containers and home volumes that a test hub left behind."""
     from learnhub.spawners import USER_LABEL
@@ -187,6 +225,9 @@ def write_settings(path: Path, url: str, **extra) -> None:
         "proxy:",
         f"  api_port: {proxy_port}",
     ]
+    # Every test hub runs its own course service: a port of its own too.
+    courses = {"port": free_port(), **extra.pop("courses", {})}
+    lines.append(f"courses: {json.dumps(courses)}")
     for key, value in extra.items():
         lines.append(f"{key}: {json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n")

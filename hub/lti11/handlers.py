@@ -35,6 +35,8 @@ def identity_from_launch(values: dict[str, str], consumer_key: str, course_id_fo
         )
         if values.get(key)
     }
+    # Outcomes are signed with this consumer's secret.
+    launch["consumer_key"] = consumer_key
     return Identity(
         platform=platform,
         lms_user_id=values["user_id"],

@@ -44,7 +44,12 @@ def identity_from_claims(claims: dict, course_id_for) -> Identity:
     name = claims.get("name") or " ".join(
         v for v in (claims.get("given_name"), claims.get("family_name")) if v
     )
+    audience = claims["aud"]
     launch = {
+        # Grade passback signs its token request as this client of this issuer.
+        "issuer": claims["iss"],
+        "client_id": claims.get("azp") or (audience if isinstance(audience, str) else audience[0]),
+        "sub": claims["sub"],
         "deployment_id": claims[c.DEPLOYMENT_ID],
         "resource_link": claims[c.RESOURCE_LINK],
     }

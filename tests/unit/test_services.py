@@ -120,7 +120,7 @@ def test_apply_config_runs_the_culler_after_the_spawner(tmp_path):
     """The activity interval survives update_spawner's own environment."""
     c = Config()
     apply_config(c, settings_with(tmp_path, {"idle_timeout": 60, "check_every": 10}))
-    assert [s["name"] for s in c.JupyterHub.services] == [IDLE_CULLER]
+    assert IDLE_CULLER in [s["name"] for s in c.JupyterHub.services]
     assert c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == "10"
     assert c.Spawner.environment["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] == "1"
 

@@ -1,0 +1,1 @@
+"""Courses: one nbgrader course per LMS context, its exchange, and its formgrader."""

@@ -1,0 +1,93 @@
+"""Config for courses: the course service, and what learner and grader servers need of it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+from .hub import COURSES_SETTINGS_KEY, CourseAccess
+from .service import ACCESS_SCOPE, SERVICE_NAME
+
+# The uid of the learner image's user, who owns a course directory its grader server writes.
+CONTAINER_UID = 1000
+# What a learner or grader server's own token may do: report activity, be reached, and
+# call the course service (fetch, submit; release and collect for a grader).
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", ACCESS_SCOPE]
+
+
+def service_environment(settings: Settings, environ=os.environ) -> dict[str, str]:
+    """What a LearnHub hub service needs to load the same settings as the hub.
+
+    JupyterHub starts managed services with a bare environment: the settings file, the
+    state directory and any secrets or database credentials given by environment go along.
+    """
+    env = {
+        "LEARNHUB_STATE_DIR": str(settings.state_dir),
+        # nbgrader runs `alembic` from PATH when it opens a gradebook.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")]),
+    }
+    if settings.source is not None:
+        env["LEARNHUB_CONFIG"] = str(Path(settings.source).resolve())
+    for name, value in environ.items():
+        if name in ("LEARNHUB_CRYPT_KEY", "LEARNHUB_PSEUDONYM_KEY") or name.startswith("PG"):
+            env[name] = value
+    return env
+
+
+def course_service(
+    settings: Settings, *, ip: str, token: str, owner_uid: int | None
+) -> dict[str, Any]:
+    env = service_environment(settings)
+    if owner_uid is not None:
+        env["LEARNHUB_COURSE_OWNER_UID"] = str(owner_uid)
+    return {
+        "name": SERVICE_NAME,
+        "url": f"http://{ip}:{settings['courses']['port']}",
+        "command": [sys.executable, "-m", "learnhub.courses.service"],
+        "api_token": token,
+        "environment": env,
+        "display": False,
+    }
+
+
+def update_courses(c, settings: Settings, *, connect_ip: str, containers: bool) -> None:
+    """The course service, the hub's link to it, and learner/grader server settings.
+
+    `connect_ip` is where learner servers reach the hub API (the learner network's gateway
+    with containers, loopback otherwise); the course service listens there too.
+    """
+    from ..services import _current, _with_entry
+
+    token = secrets.token_hex(32)
+    service = course_service(
+        settings, ip=connect_ip, token=token, owner_uid=CONTAINER_UID if containers else None
+    )
+    c.JupyterHub.services = _with_entry(_current(c.JupyterHub, "services", []), service)
+
+    prefix = f"/services/{SERVICE_NAME}/"
+    tornado = _current(c.JupyterHub, "tornado_settings", {})
+    tornado[COURSES_SETTINGS_KEY] = CourseAccess(
+        service_url=service["url"], service_prefix=prefix, service_token=token
+    )
+    c.JupyterHub.tornado_settings = tornado
+
+    # A server token holds only scopes its owner holds: every user may call the service
+    # (which then checks the course and role itself).
+    c.JupyterHub.extra_user_scopes = set(_current(c.JupyterHub, "extra_user_scopes", set())) | {
+        ACCESS_SCOPE
+    }
+    scopes = _current(c.Spawner, "server_token_scopes", [])
+    c.Spawner.server_token_scopes = [
+        *SERVER_TOKEN_SCOPES,
+        *(s for s in scopes if s not in SERVER_TOKEN_SCOPES),
+    ]
+    environment = _current(c.Spawner, "environment", {})
+    environment["LEARNHUB_EXCHANGE_URL"] = service["url"] + prefix
+    c.Spawner.environment = environment
+    courses = str(settings.state_dir / "courses")
+    c.LocalLearnerSpawner.courses_dir = courses
+    c.DockerLearnerSpawner.courses_dir = courses

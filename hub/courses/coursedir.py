@@ -1,0 +1,146 @@
+"""One nbgrader course directory and gradebook per LMS course, made idempotently."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbgrader.api import Gradebook
+
+from ..store import EnrollmentInfo
+
+# Course ids are pseudonyms (identity.course_id_for); grader accounts are named after them.
+COURSE_ID = re.compile(r"^c[a-z0-9]{11}$")
+GRADER_PREFIX = "grader-"
+# What nbgrader generates and a course template must not bring along.
+GENERATED = ("release", "submitted", "autograded", "feedback", "gradebook.db", ".nbgrader.log")
+
+
+def grader_username(course_id: str) -> str:
+    return GRADER_PREFIX + course_id
+
+
+def course_of_grader(username: str) -> str | None:
+    """The course whose grader account this is, or None for anyone else."""
+    if not username.startswith(GRADER_PREFIX):
+        return None
+    course_id = username[len(GRADER_PREFIX) :]
+    return course_id if COURSE_ID.match(course_id) else None
+
+
+def nbgrader_config(course_id: str, template_config: str = "") -> str:
+    """The course's nbgrader_config.py: the template's settings, then LearnHub's.
+
+    No db_url and no root: nbgrader derives both from the directory it runs in, which is
+    the host path for the course service and /home/learner in the course's grader server.
+    """
+    return (
+        f"{template_config.rstrip()}\n\n"
+        "# Added by LearnHub: this directory is the course of one LMS context.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.course_id = {course_id!r}\n"
+    ).lstrip()
+
+
+def split_name(name: str | None) -> tuple[str | None, str | None]:
+    """nbgrader keeps first and last names apart; the LMS sends one full name."""
+    if not name:
+        return None, None
+    first, _, last = name.strip().rpartition(" ")
+    return (first or None, last or None) if first else (None, last)
+
+
+@dataclass
+class CourseDirectories:
+    """Where courses live: `<root>/<course id>/`, each an nbgrader course directory.
+
+    `template` is a course to copy into each new one (nbgrader_config.py and source/);
+    `owner_uid` is who must be able to write the course (the grader server's uid in its
+    container), or None when everything runs as one user.
+    """
+
+    root: Path
+    template: Path | None = None
+    owner_uid: int | None = None
+
+    def path(self, course_id: str) -> Path:
+        if not COURSE_ID.match(course_id):
+            raise ValueError(f"not a course id: {course_id!r}")
+        return self.root / course_id
+
+    def gradebook_url(self, course_id: str) -> str:
+        return f"sqlite:///{self.path(course_id) / 'gradebook.db'}"
+
+    def exists(self, course_id: str) -> bool:
+        return (self.path(course_id) / "nbgrader_config.py").is_file()
+
+    def ensure(self, course_id: str) -> bool:
+        """Make the course directory and its gradebook if missing; True when made now."""
+        path = self.path(course_id)
+        if self.exists(course_id):
+            return False
+        staging = path.with_name(f".{course_id}.new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        template_config = ""
+        if self.template is not None:
+            source = self.template / "source"
+            if source.is_dir():
+                shutil.copytree(
+                    source, staging / "source", ignore=shutil.ignore_patterns(*GENERATED)
+                )
+            config = self.template / "nbgrader_config.py"
+            if config.is_file():
+                template_config = config.read_text()
+        (staging / "source").mkdir(exist_ok=True)
+        with Gradebook(f"sqlite:///{staging / 'gradebook.db'}", course_id=course_id):
+            pass
+        # Written last and renamed into place: a half-made course never looks made.
+        (staging / "nbgrader_config.py").write_text(nbgrader_config(course_id, template_config))
+        self.give_to_owner(staging)
+        try:
+            staging.rename(path)
+        except OSError:
+            # Another process made it first (two first launches at once).
+            shutil.rmtree(staging, ignore_errors=True)
+            return False
+        return True
+
+    def give_to_owner(self, path: Path) -> None:
+        """Hand files this process wrote to the grader server's user."""
+        if self.owner_uid is None or os.geteuid() != 0:
+            return
+        for entry in [path, *path.rglob("*")]:
+            os.lchown(entry, self.owner_uid, self.owner_uid)
+
+    def sync_students(self, course_id: str, enrollments: Iterable[EnrollmentInfo]) -> int:
+        """Learners become gradebook students under their pseudonym; returns how many."""
+        count = 0
+        with Gradebook(self.gradebook_url(course_id), course_id=course_id) as gradebook:
+            for enrollment in enrollments:
+                if enrollment.is_staff:
+                    continue
+                first, last = split_name(enrollment.name)
+                gradebook.update_or_create_student(
+                    enrollment.username, first_name=first, last_name=last, email=enrollment.email
+                )
+                count += 1
+        self.give_to_owner(self.path(course_id) / "gradebook.db")
+        return count
+
+    def remove_student(self, course_id: str, username: str) -> bool:
+        """Delete a student with their submissions and grades from the gradebook."""
+        if not self.exists(course_id):
+            return False
+        with Gradebook(self.gradebook_url(course_id), course_id=course_id) as gradebook:
+            try:
+                gradebook.remove_student(username)
+            except Exception:  # nbgrader raises MissingEntry for an unknown student
+                return False
+        for step in ("submitted", "autograded", "feedback"):
+            shutil.rmtree(self.path(course_id) / step / username, ignore_errors=True)
+        return True

@@ -1,0 +1,417 @@
+"""The course service: makes nbgrader courses and keeps the exchange, authorising every call.
+
+A managed hub service. Learner and grader servers call it with their own server token
+(`$JUPYTERHUB_API_TOKEN`, which carries `access:services!service=learnhub-courses`); the
+hub tells it about launches with the service's own token. Whether a caller may act in a
+course comes from LearnHub's enrollments (written by the hub at each LMS launch), never
+from anything the caller says about itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from nbgrader.api import Gradebook, MissingEntry
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.ioloop import IOLoop
+
+from ..settings import load_settings
+from ..store import Store
+from .coursedir import COURSE_ID, CourseDirectories, course_of_grader
+from .exchange import (
+    ASSIGNMENT_ID,
+    SUBMISSION_ID,
+    USERNAME,
+    ExchangeRefused,
+    ExchangeStore,
+    Submission,
+)
+
+SERVICE_NAME = "learnhub-courses"
+ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+# The one answer to a call someone may not make, whether or not the thing exists.
+NOT_ALLOWED = "You are not allowed to do this in this course."
+IDENTITY_TTL = 60.0
+TARBALL = "application/gzip"
+
+log = logging.getLogger("learnhub.courses")
+
+
+@dataclass
+class Caller:
+    username: str
+    is_service: bool = False
+
+
+@dataclass
+class CourseService:
+    """Everything the handlers share: the stores, and how to recognise a caller."""
+
+    store: Store
+    courses: CourseDirectories
+    exchange: ExchangeStore
+    hub_api_url: str
+    own_token: str
+    # Called with each kept submission (the grading queue listens here).
+    on_submission: list[Callable[[Submission], Awaitable[None] | None]] = field(
+        default_factory=list
+    )
+    _identities: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
+
+    async def identify(self, token: str) -> Caller | None:
+        """Who holds this token, asked of the hub (cached for a minute, by hash)."""
+        if hmac.compare_digest(token, self.own_token):
+            return Caller(SERVICE_NAME, is_service=True)
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._identities.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        caller = None
+        try:
+            response = await AsyncHTTPClient().fetch(
+                self.hub_api_url.rstrip("/") + "/user",
+                headers={"Authorization": f"token {token}"},
+                request_timeout=10,
+            )
+            model = json.loads(response.body)
+            scopes = set(model.get("scopes") or [])
+            if model.get("kind") == "user" and (
+                ACCESS_SCOPE in scopes or "access:services" in scopes
+            ):
+                caller = Caller(model["name"])
+        except HTTPClientError as e:
+            if e.code not in (401, 403):
+                raise
+        if len(self._identities) > 10_000:
+            self._identities.clear()
+        self._identities[key] = (time.monotonic() + IDENTITY_TTL, caller)
+        return caller
+
+    def role_in(self, username: str, course_id: str) -> str | None:
+        """'staff', 'learner' or None for someone with no part in the course."""
+        if course_of_grader(username) == course_id:
+            return "staff"
+        enrollment = self.store.enrollment(username, course_id)
+        if enrollment is None:
+            return None
+        return "staff" if enrollment.is_staff else "learner"
+
+    def ensure_course(self, course_id: str) -> bool:
+        """Make the course (if launched from the LMS) and enrol its learners; idempotent."""
+        if self.store.course(course_id) is None:
+            return False
+        created = self.courses.ensure(course_id)
+        self.courses.sync_students(course_id, self.store.enrollments_in(course_id))
+        if created:
+            log.info("Created course %s", course_id)
+        return True
+
+    def duedate(self, course_id: str, assignment_id: str):
+        with Gradebook(self.courses.gradebook_url(course_id), course_id=course_id) as gb:
+            try:
+                return gb.find_assignment(assignment_id).duedate
+            except MissingEntry:
+                return None
+
+
+class ServiceHandler(web.RequestHandler):
+    service: CourseService
+    caller: Caller
+
+    def initialize(self, service: CourseService) -> None:
+        self.service = service
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    async def prepare(self) -> None:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("token", "bearer") or not token.strip():
+            raise web.HTTPError(401, "Send the server's hub token: Authorization: token ...")
+        caller = await self.service.identify(token.strip())
+        if caller is None:
+            raise web.HTTPError(401, "This token is not valid for the course service.")
+        self.caller = caller
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self._reason
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def log_exception(self, typ, value, tb) -> None:
+        # Refusals are the caller's business; only real faults need a traceback.
+        if isinstance(value, web.HTTPError):
+            log.info("%s %s: %s", self.request.method, self.request.path, value.status_code)
+        else:
+            super().log_exception(typ, value, tb)
+
+    def send_json(self, value, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(value))
+
+    def send_tarball(self, data: bytes | None, what: str) -> None:
+        if data is None:
+            raise web.HTTPError(404, f"{what} was not found.")
+        self.set_header("Content-Type", TARBALL)
+        self.finish(data)
+
+    async def course_role(self, course_id: str, *, staff: bool = False) -> str:
+        """The caller's role in the course, or 403: the same 403 for every reason."""
+        role = (
+            None
+            if self.caller.is_service
+            else self.service.role_in(self.caller.username, course_id)
+        )
+        if role is None or (staff and role != "staff") or not COURSE_ID.match(course_id):
+            raise web.HTTPError(403, NOT_ALLOWED)
+        if not self.service.courses.exists(course_id):
+            await asyncio.to_thread(self.service.ensure_course, course_id)
+        return role
+
+    def check_assignment(self, assignment_id: str) -> None:
+        if not ASSIGNMENT_ID.match(assignment_id):
+            raise web.HTTPError(400, f"{assignment_id!r} is not a valid assignment name.")
+
+
+class CoursesHandler(ServiceHandler):
+    """GET api/courses: the caller's courses and their role in each."""
+
+    def get(self):
+        username = self.caller.username
+        grader_course = course_of_grader(username)
+        courses = []
+        if grader_course:
+            record = self.service.store.course(grader_course)
+            if record:
+                courses.append({"course_id": record.id, "title": record.title, "role": "staff"})
+        for enrollment in self.service.store.enrollments_of(username):
+            record = self.service.store.course(enrollment.course_id)
+            courses.append(
+                {
+                    "course_id": enrollment.course_id,
+                    "title": record.title if record else enrollment.course_id,
+                    "role": "staff" if enrollment.is_staff else "learner",
+                }
+            )
+        self.send_json({"courses": courses})
+
+
+class SyncHandler(ServiceHandler):
+    """POST api/courses/<id>/sync: the hub says someone launched; make the course now."""
+
+    async def post(self, course_id):
+        if not self.caller.is_service or not COURSE_ID.match(course_id):
+            raise web.HTTPError(403, NOT_ALLOWED)
+        known = await asyncio.to_thread(self.service.ensure_course, course_id)
+        if not known:
+            raise web.HTTPError(404, "No launch from this course has been recorded.")
+        self.send_json({"course_id": course_id, "ready": True})
+
+
+class AssignmentsHandler(ServiceHandler):
+    """GET api/courses/<id>/assignments: what is released."""
+
+    async def get(self, course_id):
+        await self.course_role(course_id)
+        self.send_json({"assignments": self.service.exchange.released(course_id)})
+
+
+class AssignmentHandler(ServiceHandler):
+    """The files of a released assignment: GET (members), PUT and DELETE (staff)."""
+
+    async def get(self, course_id, assignment_id):
+        await self.course_role(course_id)
+        self.check_assignment(assignment_id)
+        data = await asyncio.to_thread(
+            self.service.exchange.released_files, course_id, assignment_id
+        )
+        self.send_tarball(data, f"Assignment {assignment_id}")
+
+    async def put(self, course_id, assignment_id):
+        await self.course_role(course_id, staff=True)
+        self.check_assignment(assignment_id)
+        try:
+            files = await asyncio.to_thread(
+                self.service.exchange.release, course_id, assignment_id, self.request.body
+            )
+        except ExchangeRefused as e:
+            raise web.HTTPError(400, str(e)) from None
+        log.info("Released %s in %s (%d files)", assignment_id, course_id, len(files))
+        self.send_json({"assignment_id": assignment_id, "files": files}, status=201)
+
+    async def delete(self, course_id, assignment_id):
+        await self.course_role(course_id, staff=True)
+        self.check_assignment(assignment_id)
+        removed = self.service.exchange.unrelease(course_id, assignment_id)
+        self.send_json({"assignment_id": assignment_id, "removed": removed})
+
+
+class SubmissionsHandler(ServiceHandler):
+    """GET: submissions (a learner's own, or everyone's for staff); POST: submit."""
+
+    async def get(self, course_id, assignment_id):
+        role = await self.course_role(course_id)
+        if assignment_id != "*":
+            self.check_assignment(assignment_id)
+        student = self.get_query_argument("student", None)
+        if role != "staff":
+            student = self.caller.username
+        elif student is not None and not USERNAME.match(student):
+            raise web.HTTPError(400, f"{student!r} is not a valid student name.")
+        submissions = await asyncio.to_thread(
+            self.service.exchange.submissions,
+            course_id,
+            None if assignment_id == "*" else assignment_id,
+            student,
+        )
+        self.send_json({"submissions": [s.as_json() for s in submissions]})
+
+    async def post(self, course_id, assignment_id):
+        await self.course_role(course_id)
+        self.check_assignment(assignment_id)
+        duedate = await asyncio.to_thread(self.service.duedate, course_id, assignment_id)
+        try:
+            submission = await asyncio.to_thread(
+                self.service.exchange.submit,
+                course_id,
+                assignment_id,
+                self.caller.username,
+                self.request.body,
+                duedate=duedate,
+            )
+        except ExchangeRefused as e:
+            raise web.HTTPError(400, f"Submission refused: {e}.") from None
+        log.info("Kept a submission of %s in %s", assignment_id, course_id)
+        for listener in self.service.on_submission:
+            result = listener(submission)
+            if asyncio.iscoroutine(result):
+                await result
+        self.send_json(submission.as_json(), status=201)
+
+
+class SubmissionHandler(ServiceHandler):
+    """One submission's files (staff, or the learner who made it) and its feedback."""
+
+    async def find(self, course_id, assignment_id, student, submission_id) -> Submission:
+        role = await self.course_role(course_id)
+        if role != "staff" and student != self.caller.username:
+            raise web.HTTPError(403, NOT_ALLOWED)
+        self.check_assignment(assignment_id)
+        if not USERNAME.match(student) or not SUBMISSION_ID.match(submission_id):
+            raise web.HTTPError(404, "Submission was not found.")
+        submission = self.service.exchange.submission(
+            course_id, assignment_id, student, submission_id
+        )
+        if submission is None:
+            raise web.HTTPError(404, "Submission was not found.")
+        return submission
+
+    async def get(self, course_id, assignment_id, student, submission_id, feedback):
+        submission = await self.find(course_id, assignment_id, student, submission_id)
+        if feedback:
+            data = await asyncio.to_thread(self.service.exchange.feedback_files, submission)
+            self.send_tarball(data, "Feedback")
+        else:
+            data = await asyncio.to_thread(self.service.exchange.submission_files, submission)
+            self.send_tarball(data, "Submission")
+
+    async def put(self, course_id, assignment_id, student, submission_id, feedback):
+        if not feedback:
+            raise web.HTTPError(405, "Submissions cannot be changed once kept.")
+        await self.course_role(course_id, staff=True)
+        submission = await self.find(course_id, assignment_id, student, submission_id)
+        try:
+            files = await asyncio.to_thread(
+                self.service.exchange.release_feedback, submission, self.request.body
+            )
+        except ExchangeRefused as e:
+            raise web.HTTPError(400, str(e)) from None
+        self.send_json({"submission_id": submission_id, "files": files}, status=201)
+
+
+NAME = r"([^/]+)"
+
+
+def make_app(service: CourseService, prefix: str) -> web.Application:
+    prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+    api = prefix + "api/courses"
+    args = {"service": service}
+    limit = service.exchange.submission_limit_bytes * 4 + 1_000_000
+    return web.Application(
+        [
+            (rf"{api}", CoursesHandler, args),
+            (rf"{api}/{NAME}/sync", SyncHandler, args),
+            (rf"{api}/{NAME}/assignments", AssignmentsHandler, args),
+            (rf"{api}/{NAME}/assignments/{NAME}", AssignmentHandler, args),
+            (rf"{api}/{NAME}/assignments/{NAME}/submissions", SubmissionsHandler, args),
+            (
+                rf"{api}/{NAME}/assignments/{NAME}/submissions/{NAME}/{NAME}(/feedback)?",
+                SubmissionHandler,
+                args,
+            ),
+        ],
+        max_body_size=limit,
+    )
+
+
+def service_from_environment(environ=os.environ) -> tuple[CourseService, str, int, str]:
+    """Build the service from the settings and what JupyterHub gives a managed service."""
+    settings = load_settings(environ=environ)
+    owner = environ.get("LEARNHUB_COURSE_OWNER_UID")
+    template = settings["courses"]["template"]
+    service = CourseService(
+        store=Store(settings.database_url, settings.crypt_key),
+        courses=CourseDirectories(
+            root=settings.state_dir / "courses",
+            template=Path(template) if template else None,
+            owner_uid=int(owner) if owner else None,
+        ),
+        exchange=ExchangeStore(
+            settings.state_dir / "exchange",
+            submission_limit_bytes=settings["courses"]["submission_limit_mb"] * 1_000_000,
+        ),
+        hub_api_url=environ["JUPYTERHUB_API_URL"],
+        own_token=environ["JUPYTERHUB_API_TOKEN"],
+    )
+    url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
+    return (
+        service,
+        url.hostname or "127.0.0.1",
+        url.port or 80,
+        environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
+    )
+    service, host, port, prefix = service_from_environment()
+    (service.courses.root).mkdir(parents=True, exist_ok=True, mode=0o700)
+    service.exchange.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    app = make_app(service, prefix)
+    app.listen(port, address=host, xheaders=False)
+    log.info("Course service listening on %s:%d%s", host, port, prefix)
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

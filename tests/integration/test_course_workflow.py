@@ -1,0 +1,367 @@
+"""The nbgrader course workflow through real servers and the real course service.
+
+Instructor launch → formgrader → release → learner launch → fetch → answer → submit →
+collect → autograde → feedback → learner fetches it; and what a learner must not be able
+to do through the exchange, tried from inside the learner's own kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import nbformat
+import pytest
+import requests
+
+from learnhub.demo.lms import DemoLMS, Role
+from tests.support import (
+    CookielessClient,
+    execute,
+    launch_from,
+    lti11_launch,
+    lti13_launch,
+    registered_hub,
+    wait_until_ready,
+)
+
+pytestmark = pytest.mark.integration
+
+CONTEXT = "py-101"
+OTHER_CONTEXT = "py-202"
+ASSIGNMENT = "ps1"
+
+
+def source_notebook() -> nbformat.NotebookNode:
+    """A small nbgrader assignment: one autograded answer, its tests, one manual answer."""
+
+    def cell(kind, source, **grading):
+        make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
+        new = make(source)
+        if grading:
+            new.metadata["nbgrader"] = {"schema_version": 3, **grading}
+        return new
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        cell("markdown", "Write `double(x)`. (3 points, 2 of them autograded)"),
+        cell(
+            "code",
+            "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+            grade=False, solution=True, locked=False, task=False, grade_id="double",
+        ),
+        cell(
+            "code",
+            "assert double(2) == 4\n### BEGIN HIDDEN TESTS\nassert double(-3) == -6\n"
+            "### END HIDDEN TESTS",
+            grade=True, solution=False, locked=True, task=False, grade_id="test_double",
+            points=2,
+        ),
+        cell(
+            "markdown",
+            "Why does `double` work for negative numbers?",
+        ),
+        cell(
+            "markdown",
+            "YOUR ANSWER HERE",
+            grade=True, solution=True, locked=False, task=False, grade_id="why", points=1,
+        ),
+    ]  # fmt: skip
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def course_lms(loop_thread):
+    peer = DemoLMS(consumer_key="course-consumer", client_id="course-tool", deployment_id="d-1")
+    loop_thread.run(peer.start())
+    yield peer
+    loop_thread.run(peer.stop())
+
+
+@pytest.fixture(scope="module")
+def course_hub(course_lms, tmp_path_factory):
+    template = tmp_path_factory.mktemp("course-template")
+    (template / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.ClearSolutions.code_stub = "
+        "{'python': '# YOUR CODE HERE\\nraise NotImplementedError()'}\n"
+    )
+    (template / "source" / ASSIGNMENT).mkdir(parents=True)
+    nbformat.write(source_notebook(), template / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    state = tmp_path_factory.mktemp("course-hub")
+    instance = registered_hub(
+        state, course_lms, courses={"template": str(template), "submission_limit_mb": 1}
+    )
+    instance.start()
+    yield instance
+    instance.shutdown_everything()
+
+
+def launched(client, hub, lms, user_id, role, context=CONTEXT):
+    page = lti13_launch(client, lms, user_id=user_id, roles=[role], context=context)
+    launch = launch_from(hub.url, page)
+    wait_until_ready(client, launch)
+    return launch
+
+
+def course_id_of(hub, context: str) -> str:
+    rows = hub.query("select id from learnhub_courses where context_id = ?", context)
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+class Formgrader:
+    """The instructor in their own browser tab: hub cookie, then the grader server's."""
+
+    def __init__(self, hub, course_id: str, launch_token: str):
+        self.session = requests.Session()
+        opened = self.session.post(
+            f"{hub.url}/hub/learnhub/courses/{course_id}/formgrader",
+            data={"token": launch_token},
+            timeout=180,
+        )
+        assert opened.status_code == 200, opened.text[:2000]
+        assert re.search(rf"/user/grader-{course_id}/formgrader/", opened.url), opened.url
+        self.page = opened.text
+        self.base = f"{hub.url}/user/grader-{course_id}/formgrader/api"
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        # The hub and the grader server each set an _xsrf cookie, on their own paths.
+        xsrf = next(
+            (c.value for c in self.session.cookies if c.name == "_xsrf" and "/user/" in c.path),
+            "",
+        )
+        response = self.session.request(
+            method, f"{self.base}/{path}", headers={"X-XSRFToken": xsrf}, timeout=180, **kwargs
+        )
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def action(self, path: str) -> dict:
+        result = self.call("POST", path)
+        assert result.get("success"), f"{path}: {result.get('error') or result}"
+        return result
+
+
+def learner_api(launch, method: str, path: str, **kwargs) -> requests.Response:
+    return requests.request(
+        method, launch.server_url + path, headers=launch.headers, timeout=180, **kwargs
+    )
+
+
+def answer(notebook: dict) -> dict:
+    """The learner's work: a correct double() and a sentence for the manual question."""
+    for cell in notebook["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id == "double":
+            cell["source"] = "def double(x):\n    return x + x"
+        elif grade_id == "why":
+            cell["source"] = "Adding a negative number to itself stays negative."
+    return notebook
+
+
+def test_whole_course_workflow(course_hub, course_lms):
+    instructor_client = CookielessClient()
+    instructor = launch_from(
+        course_hub.url,
+        lti13_launch(
+            instructor_client, course_lms, user_id="teacher-1", roles=[Role.INSTRUCTOR],
+            context=CONTEXT,
+        ),
+    )  # fmt: skip
+    course_id = course_id_of(course_hub, CONTEXT)
+
+    # The course exists (made by the course service, from the template) once the hub
+    # has told the service about the launch.
+    formgrader = Formgrader(course_hub, course_id, instructor.token)
+    assert "formgrader" in formgrader.page.lower()
+    course_dir = course_hub.state_dir / "courses" / course_id
+    assert (course_dir / "gradebook.db").is_file()
+    assert (course_dir / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+
+    formgrader.action(f"assignment/{ASSIGNMENT}/assign")
+    formgrader.action(f"assignment/{ASSIGNMENT}/release")
+
+    # The learner, cookieless, inside the LMS frame.
+    client = CookielessClient()
+    learner = launched(client, course_hub, course_lms, "student-1", Role.LEARNER)
+    listed = learner_api(learner, "GET", "assignments", params={"course_id": course_id}).json()
+    assert listed["success"], listed
+    released = [a for a in listed["value"] if a["assignment_id"] == ASSIGNMENT]
+    assert [a["status"] for a in released] == ["released"], listed
+
+    fetched = learner_api(
+        learner, "POST", "assignments/fetch",
+        data={"course_id": course_id, "assignment_id": ASSIGNMENT},
+    ).json()  # fmt: skip
+    assert fetched["success"], fetched
+    path = f"api/contents/{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    notebook = learner_api(learner, "GET", path).json()["content"]
+    saved = learner_api(
+        learner, "PUT", path, json={"type": "notebook", "content": answer(notebook)}
+    )
+    assert saved.status_code == 200, saved.text
+
+    submitted = learner_api(
+        learner, "POST", "assignments/submit",
+        data={"course_id": course_id, "assignment_id": ASSIGNMENT},
+    ).json()  # fmt: skip
+    assert submitted["success"], submitted
+    mine = [a for a in submitted["value"] if a.get("status") == "submitted"]
+    assert len(mine) == 1 and len(mine[0]["submissions"]) == 1, submitted
+    timestamp = mine[0]["submissions"][0]["timestamp"]
+
+    # Nobody can read the exchange's files but the service (0700, the hub's user).
+    exchange = course_hub.state_dir / "exchange"
+    assert exchange.stat().st_mode & 0o077 == 0
+
+    # The instructor collects, autogrades, grades the manual answer, releases feedback.
+    formgrader.action(f"assignment/{ASSIGNMENT}/collect")
+    student = learner.username
+    assert (course_dir / "submitted" / student / ASSIGNMENT / "timestamp.txt").read_text() == (
+        timestamp
+    )
+    formgrader.action(f"submission/{ASSIGNMENT}/{student}/autograde")
+    submissions = formgrader.call("GET", f"submissions/{ASSIGNMENT}")
+    row = next(s for s in submissions if s["student"] == student)
+    assert row["autograded"] and row["score"] == 2.0 and row["max_score"] == 3.0, row
+
+    notebooks = formgrader.call("GET", f"submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}")
+    submission_id = next(n["id"] for n in notebooks if n["student"] == student)
+    grades = formgrader.call("GET", "grades", params={"submission_id": submission_id})
+    manual = next(g for g in grades if g["name"] == "why")
+    formgrader.call("PUT", f"grade/{manual['id']}", data=json.dumps({"manual_score": 1}))
+    submissions = formgrader.call("GET", f"submissions/{ASSIGNMENT}")
+    assert next(s for s in submissions if s["student"] == student)["score"] == 3.0
+
+    formgrader.action(f"assignment/{ASSIGNMENT}/generate_feedback")
+    formgrader.action(f"assignment/{ASSIGNMENT}/release_feedback")
+
+    # The learner sees feedback waiting, fetches it, and finds it in their files.
+    listed = learner_api(learner, "GET", "assignments", params={"course_id": course_id}).json()
+    entry = next(a for a in listed["value"] if a.get("status") == "submitted")
+    assert entry["submissions"][-1]["has_exchange_feedback"], entry
+    fetched = learner_api(
+        learner, "POST", "assignments/fetch_feedback",
+        data={"course_id": course_id, "assignment_id": ASSIGNMENT},
+    ).json()  # fmt: skip
+    assert fetched["success"], fetched
+    feedback = learner_api(
+        learner, "GET", f"api/contents/{course_id}/{ASSIGNMENT}/feedback/{timestamp}/"
+        f"{ASSIGNMENT}.html",
+    )  # fmt: skip
+    assert feedback.status_code == 200, feedback.text[:500]
+    assert "Adding a negative number" in feedback.json()["content"]
+
+    assert client.cookie_headers_sent == []
+
+
+# What a learner's own code can do with their server's token, from inside their server.
+PROBE = r"""
+import io, json, os, tarfile, requests
+base = os.environ["LEARNHUB_EXCHANGE_URL"] + "api/courses"
+auth = {{"Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"]}}
+def tarball(files):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name); info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+def call(method, path, **kw):
+    r = requests.request(method, base + path, headers=auth, timeout=60, **kw)
+    try:
+        body = r.json()
+    except ValueError:
+        body = r.text[:200]
+    return [r.status_code, body]
+nb = json.dumps({{"cells": [], "metadata": {{}}, "nbformat": 4, "nbformat_minor": 5}}).encode()
+A = "/{course}/assignments/{assignment}"
+S = A + "/submissions"
+V = S + "/{victim}/{victim_sid}"
+results = {{
+    "own_list": call("GET", S),
+    "other_submission": call("GET", V),
+    "missing_submission": call("GET", S + "/{victim}/20000101T000000.000000Z"),
+    "other_feedback": call("GET", V + "/feedback"),
+    "other_course": call("GET", "/{other_course}/assignments"),
+    "no_such_course": call("GET", "/czzzzzzzzzzz/assignments"),
+    "release": call("PUT", A, data=tarball({{"x.ipynb": nb}})),
+    "feedback_write": call("PUT", V + "/feedback", data=tarball({{"x.html": b"x"}})),
+    "oversized": call("POST", S, data=tarball({{"{assignment}.ipynb": os.urandom(2_000_000)}})),
+    "not_notebook": call("POST", S, data=tarball({{"{assignment}.ipynb": b"print(1)"}})),
+    "no_notebook": call("POST", S, data=tarball({{"answers.txt": b"42"}})),
+    "escape": call("POST", S, data=tarball({{"../../x.ipynb": nb}})),
+    "not_tar": call("POST", S, data=b"plain bytes"),
+}}
+json.dumps(results)
+"""
+
+
+def test_learner_cannot_reach_into_the_exchange(course_hub, course_lms):
+    """Tried with learner B's own server token, from B's kernel: 403 and nothing learned."""
+    # Course two exists, without B in it.
+    other_client = CookielessClient()
+    lti13_launch(
+        other_client, course_lms, user_id="teacher-2", roles=[Role.INSTRUCTOR],
+        context=OTHER_CONTEXT,
+    )  # fmt: skip
+    course_id = course_id_of(course_hub, CONTEXT)
+    other_course = course_id_of(course_hub, OTHER_CONTEXT)
+
+    # Learner A has a submission (from the workflow test, or make one now).
+    client = CookielessClient()
+    victim = launched(client, course_hub, course_lms, "student-1", Role.LEARNER)
+    rows = sorted((course_hub.state_dir / "exchange" / course_id / "inbound").glob(
+        f"{victim.username}/{ASSIGNMENT}/2*"
+    ))  # fmt: skip
+    assert rows, "the workflow test leaves learner A's submission"
+    victim_sid = rows[-1].name
+
+    intruder = launched(CookielessClient(), course_hub, course_lms, "student-2", Role.LEARNER)
+    code = PROBE.format(
+        course=course_id, other_course=other_course, assignment=ASSIGNMENT,
+        victim=victim.username, victim_sid=victim_sid,
+    )  # fmt: skip
+    # The kernel answers with the repr of the JSON string.
+    results = json.loads(ast.literal_eval(execute(intruder, code, timeout=120)))
+
+    refused = {"status": 403, "message": "You are not allowed to do this in this course."}
+    for probe in (
+        "other_submission", "missing_submission", "other_feedback", "other_course",
+        "no_such_course", "release", "feedback_write",
+    ):  # fmt: skip
+        assert results[probe] == [403, refused], (probe, results[probe])
+
+    status, body = results["own_list"]
+    assert status == 200 and body["submissions"] == [], body
+
+    assert results["oversized"][0] == 400
+    assert "the limit is 1 MB" in results["oversized"][1]["message"]
+    assert results["not_notebook"][0] == 400
+    assert "ps1.ipynb is not a valid Jupyter notebook" in results["not_notebook"][1]["message"]
+    assert results["no_notebook"][0] == 400
+    assert "holds no notebook" in results["no_notebook"][1]["message"]
+    assert results["escape"][0] == 400
+    assert "outside its folder" in results["escape"][1]["message"]
+    assert results["not_tar"][0] == 400
+    assert "not a gzipped tar" in results["not_tar"][1]["message"]
+    # Nothing refused was kept: B has no submission at all.
+    kept = course_hub.state_dir / "exchange" / course_id / "inbound" / intruder.username
+    assert [p for p in kept.rglob("*") if p.is_file()] == []
+
+
+def test_lti11_learner_reaches_the_same_course_service(course_hub, course_lms):
+    """An LTI 1.1 launch enrols too: the learner lists the course's released assignments."""
+    client = CookielessClient()
+    page = lti11_launch(client, course_hub, course_lms, user_id="s-11", context="py-303")
+    launch = launch_from(course_hub.url, page)
+    wait_until_ready(client, launch)
+    course_id = course_id_of(course_hub, "py-303")
+    listed = learner_api(launch, "GET", "assignments", params={"course_id": course_id}).json()
+    assert listed == {"success": True, "value": []}, listed
