@@ -367,9 +367,10 @@ def test_labextension_in_node(tmp_path, href, token, replaced_url, download):
     assert result["plugins"] == [
         ["@learnhub/lab:cookieless-session", True],
         ["@learnhub/lab:privacy-link", True],
+        ["@learnhub/lab:my-data-link", True],
     ]
     # The Help menu's item runs this command, which opens the hub's policy in a new tab.
-    assert result["commands"] == ["learnhub:open-privacy-policy"]
+    assert result["commands"] == ["learnhub:open-privacy-policy", "learnhub:open-my-data"]
     assert result["privacyLabel"] == "Privacy Policy"
     assert result["opened"] == [["/hub/privacy", "_blank", "noopener"]]
     expected = [{"state": {"lab": 1}, "url": replaced_url}] if replaced_url else []

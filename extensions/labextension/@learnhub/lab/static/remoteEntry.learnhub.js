@@ -244,6 +244,34 @@
     }
   };
 
+  var MY_DATA_COMMAND = 'learnhub:open-my-data';
+
+  /**
+   * The learner's data page, served by this server (extensions/mydata.py): what is kept,
+   * one archive of it, erase now. A new tab, with the session's token in its address (the
+   * page removes it at once), because an LMS frame without cookies has nothing else.
+   */
+  function myDataUrl(config) {
+    var base = (config.baseUrl || '/').replace(/\/?$/, '/');
+    var url = base + 'learnhub/my-data';
+    return config.token ? withToken(url, config.token) : url;
+  }
+
+  var myDataLink = {
+    id: NAME + ':my-data-link',
+    description: 'Adds "My data" (what this site keeps about you) to the Help menu.',
+    autoStart: true,
+    activate: function (app) {
+      app.commands.addCommand(MY_DATA_COMMAND, {
+        label: 'My Data',
+        caption: 'See, download or erase what this site keeps about you',
+        execute: function () {
+          window.open(myDataUrl(pageConfig()), '_blank', 'noopener');
+        }
+      });
+    }
+  };
+
   window._JUPYTERLAB = window._JUPYTERLAB || {};
   window._JUPYTERLAB[NAME] = {
     // Nothing to share or to take from the shared scope.
@@ -256,7 +284,7 @@
       }
       // __esModule makes JupyterLab read the plugins from `default`, as for a built module.
       return Promise.resolve(function () {
-        return { __esModule: true, default: [plugin, privacyLink] };
+        return { __esModule: true, default: [plugin, privacyLink, myDataLink] };
       });
     }
   };

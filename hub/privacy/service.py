@@ -1,0 +1,378 @@
+"""The learnhub-retention hub service: scheduled expiry, and each person's data on request."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.services.auth import HubAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from traitlets import Float, Unicode, default
+from traitlets.config import Application
+
+from ..settings import SECRET_ENV, Settings, load_settings
+from ..store import STAFF_ROLES, Store
+from .config import configured
+from .erasure import (
+    LMS_USERNAME,
+    ErasureContext,
+    ErasureIncomplete,
+    HubAPI,
+    describe_person,
+    erase_person,
+    export_person,
+    remove_from_course,
+)
+from .retention import RetentionPolicy, check_retention, hub_db_kwargs, sweep
+
+RETENTION_SERVICE = "learnhub-retention"
+TOKEN_FILE = "retention-service-token"  # noqa: S105 (a file name, not a secret)
+# Where a learner's server finds the service (the hub sets it in the server's environment).
+SERVICE_URL_ENV = "LEARNHUB_RETENTION_URL"
+# What every learner server's JUPYTERHUB_API_TOKEN needs to call the service for its user.
+SERVER_TOKEN_SCOPE = f"access:services!service={RETENTION_SERVICE}"
+# JupyterHub's "server" role, which server tokens get when server_token_scopes is unset.
+DEFAULT_SERVER_TOKEN_SCOPES = ("users:activity!user", "access:servers!server")
+
+# The service's role: exactly what erasure and expiry call in the hub's REST API.
+RETENTION_SCOPES = (
+    # GET /users, page by page: every account retention decides about.
+    "list:users",
+    # Each user's last_activity, created, admin flag, groups and running server: whether
+    # they are active or protected.
+    "read:users",
+    # PATCH /users/:name {auth_state} (scrubbing names and emails) exists only under
+    # admin:users; it also covers DELETE /users/:name, which makes JupyterHub remove the
+    # user's tokens, auth state and servers and call the spawner's delete_forever.
+    "admin:users",
+    # Reading the encrypted auth state: a person's data page, export and scrub.
+    "admin:auth_state",
+    # Removing a student from a course's <course>-<role> groups.
+    "groups",
+    # Deleting an expired course's groups.
+    "delete:groups",
+)
+
+
+def service_token(state_dir: Path) -> str:
+    """The service's hub API token, made on first use (0600); the CLI acts with it too."""
+    path = state_dir / TOKEN_FILE
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def service_port(settings: Settings) -> int:
+    return settings["privacy"]["retention"]["service_port"] or settings["hub"]["api_port"] + 2
+
+
+def _connect_ip(c) -> str:
+    """The address learner servers reach the hub API at (update_network's gateway)."""
+    hub = c.JupyterHub
+    ip = hub.get("hub_connect_ip") or hub.get("hub_ip") or "127.0.0.1"
+    return "127.0.0.1" if ip in {"0.0.0.0", "::", ""} else ip  # noqa: S104
+
+
+def retention_service(settings: Settings, url: str, python: str = sys.executable) -> dict:
+    environment = {"LEARNHUB_STATE_DIR": str(settings.state_dir)}
+    if settings.source:
+        environment["LEARNHUB_CONFIG"] = str(Path(settings.source).resolve())
+    # Keys given to the hub in its environment must reach the service the same way, or it
+    # would make new ones in the state directory and decrypt nothing.
+    for variable in SECRET_ENV.values():
+        if os.environ.get(variable):
+            environment[variable] = os.environ[variable]
+    return {
+        "name": RETENTION_SERVICE,
+        "command": [python, "-m", "learnhub.privacy.service"],
+        "url": url,
+        "api_token": service_token(settings.state_dir),
+        "environment": environment,
+        "display": False,
+    }
+
+
+def retention_role() -> dict[str, Any]:
+    return {
+        "name": RETENTION_SERVICE,
+        "description": "Expire inactive learners' data; export and erase a person's data",
+        "scopes": list(RETENTION_SCOPES),
+        "services": [RETENTION_SERVICE],
+    }
+
+
+def _with_entry(entries: list[dict], entry: dict) -> list[dict]:
+    return [e for e in entries if e.get("name") != entry["name"]] + [entry]
+
+
+def update_retention_service(c, settings: Settings) -> None:
+    """The retention service, its role, the scope learners' servers need, secure_delete.
+
+    Runs after update_spawner and update_network: it reads where the hub API listens and
+    adds to Spawner.environment and server_token_scopes.
+    """
+    check_retention(settings["privacy"]["retention"])
+    url = f"http://{_connect_ip(c)}:{service_port(settings)}"
+    c.JupyterHub.services = _with_entry(
+        configured(c.JupyterHub, "services", []), retention_service(settings, url)
+    )
+    c.JupyterHub.load_roles = _with_entry(
+        configured(c.JupyterHub, "load_roles", []), retention_role()
+    )
+    environment = configured(c.Spawner, "environment", {})
+    environment[SERVICE_URL_ENV] = url_path_join(url, "services", RETENTION_SERVICE) + "/"
+    c.Spawner.environment = environment
+    # A server token may hold only scopes its owner holds.
+    c.JupyterHub.extra_user_scopes = configured(c.JupyterHub, "extra_user_scopes", set()) | {
+        SERVER_TOKEN_SCOPE
+    }
+    scopes = c.Spawner.get("server_token_scopes")
+    if not callable(scopes):
+        scopes = list(scopes or DEFAULT_SERVER_TOKEN_SCOPES)
+        if SERVER_TOKEN_SCOPE not in scopes:
+            scopes.append(SERVER_TOKEN_SCOPE)
+        c.Spawner.server_token_scopes = scopes
+    # JupyterHub's own SQLite connections overwrite what they delete, as LearnHub's do.
+    c.JupyterHub.db_kwargs = hub_db_kwargs(
+        settings.database_url, configured(c.JupyterHub, "db_kwargs", {})
+    )
+
+
+def hub_api_url(settings: Settings) -> str:
+    """Where the command line reaches the hub API: through the proxy at public_url."""
+    return os.environ.get("LEARNHUB_HUB_API_URL") or f"{settings.public_url}/hub/api"
+
+
+def erasure_context(settings: Settings, api_url: str, token: str, log=None) -> ErasureContext:
+    return ErasureContext(
+        settings=settings,
+        store=Store(settings.database_url, settings.crypt_key),
+        hub=HubAPI(api_url, token),
+        log=log or logging.getLogger("learnhub.retention"),
+    )
+
+
+# The pure async core
+
+
+async def sweep_forever(
+    run_sweep: Callable[[], Any],
+    interval: float,
+    first_delay: float,
+    sleep=asyncio.sleep,
+) -> None:
+    """Sweep after `first_delay` seconds, then every `interval`; a failed sweep is logged
+    and retried at the next one (erasure is idempotent)."""
+    await sleep(first_delay)
+    while True:
+        try:
+            await asyncio.to_thread(run_sweep)
+        except Exception:
+            logging.getLogger("learnhub.retention").exception("retention sweep failed")
+        await sleep(interval)
+
+
+# The service's HTTP API (under /services/learnhub-retention/)
+
+
+class ServiceHandler(HubAuthenticated, web.RequestHandler):
+    """Token-authenticated (Authorization header); answers JSON."""
+
+    @property
+    def context(self) -> ErasureContext:
+        return self.settings["erasure_context"]
+
+    def check_xsrf_cookie(self):
+        # Only tokens authenticate here (no cookie), so there is nothing to forge.
+        return
+
+    def set_default_headers(self):
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "application/json")
+
+    def write_error(self, status_code, **kwargs):
+        self.finish(json.dumps({"status": status_code, "message": self._reason}))
+
+    def caller(self) -> dict[str, Any]:
+        # Not tornado's @authenticated: it would redirect an API call to a login page.
+        user = self.current_user
+        if user is None:
+            raise web.HTTPError(403, "a token with access to this service is required")
+        return user
+
+    def own(self, username: str) -> None:
+        """Only the person themselves reaches their data, from a token they hold."""
+        user = self.caller()
+        if user.get("kind", "user") != "user" or user["name"] != username:
+            raise web.HTTPError(403, "a person's data is for that person only")
+        if not LMS_USERNAME.fullmatch(username):
+            # Staff accounts are the operator's to manage, not to erase from a page.
+            raise web.HTTPError(400, "only accounts made by an LMS launch are managed here")
+
+
+class PersonHandler(ServiceHandler):
+    async def get(self, username: str):
+        self.own(username)
+        described = await asyncio.to_thread(describe_person, self.context, username)
+        self.finish(json.dumps({"username": username, "stores": described}, default=str))
+
+    async def delete(self, username: str):
+        """Erase everything now. Answers 202 first: erasure stops the caller's server."""
+        self.own(username)
+        body = json.loads(self.request.body or b"{}")
+        if body.get("confirm") != username:
+            raise web.HTTPError(400, "confirm with the username")
+        self.set_status(202)
+        await self.finish(json.dumps({"erasing": True}))
+        IOLoop.current().spawn_callback(self._erase, username)
+
+    async def _erase(self, username: str):
+        log = self.context.log
+        try:
+            counts = await asyncio.to_thread(erase_person, self.context, username)
+        except ErasureIncomplete as e:
+            log.error("erase on request: incomplete (%s); the next sweep retries", e)
+            return
+        log.info("erase on request: done (%d stores)", len(counts))
+
+
+class ArchiveHandler(ServiceHandler):
+    async def get(self, username: str):
+        self.own(username)
+
+        def build() -> bytes:
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                export_person(self.context, username, archive)
+            return buffer.getvalue()
+
+        data = await asyncio.to_thread(build)
+        self.set_header("Content-Type", "application/zip")
+        self.finish(data)
+
+
+class CourseMemberHandler(ServiceHandler):
+    """An instructor (or TA) of a course removes a student from it."""
+
+    async def delete(self, course_id: str, username: str):
+        caller = self.caller()
+        store = self.context.store
+        mine = store.enrollment(caller["name"], course_id) if caller.get("name") else None
+        if not caller.get("admin") and (mine is None or mine.role not in STAFF_ROLES):
+            raise web.HTTPError(403, "only the course's instructors remove students")
+        theirs = store.enrollment(username, course_id)
+        if theirs is None:
+            raise web.HTTPError(404, "no such student in this course")
+        if theirs.role in STAFF_ROLES:
+            raise web.HTTPError(400, "instructors and TAs are removed in the LMS")
+        counts = await asyncio.to_thread(remove_from_course, self.context, username, course_id)
+        self.finish(json.dumps({"removed": counts}))
+
+
+class HealthHandler(web.RequestHandler):
+    def get(self):
+        last = self.settings["last_sweep"]
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": "ok", **last}))
+
+
+def make_app(context: ErasureContext, prefix: str, last_sweep: dict) -> web.Application:
+    name = r"([a-z0-9._-]+)"
+    return web.Application(
+        [
+            (url_path_join(prefix, "api/health"), HealthHandler),
+            (url_path_join(prefix, rf"api/people/{name}"), PersonHandler),
+            (url_path_join(prefix, rf"api/people/{name}/archive"), ArchiveHandler),
+            (
+                url_path_join(prefix, rf"api/courses/{name}/people/{name}"),
+                CourseMemberHandler,
+            ),
+        ],
+        erasure_context=context,
+        last_sweep=last_sweep,
+    )
+
+
+class RetentionService(Application):
+    """learnhub-retention: sweeps on the interval and serves people's data requests."""
+
+    name = "learnhub-retention"
+
+    service_url = Unicode(
+        help="URL the service listens on. Default: $JUPYTERHUB_SERVICE_URL, set by the hub."
+    ).tag(config=True)
+
+    @default("service_url")
+    def _service_url(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083")
+
+    prefix = Unicode(
+        help="URL prefix of the service's routes. Default: $JUPYTERHUB_SERVICE_PREFIX."
+    ).tag(config=True)
+
+    @default("prefix")
+    def _prefix(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{RETENTION_SERVICE}/")
+
+    first_delay = Float(
+        60.0,
+        help="Seconds after start before the first sweep. Default 60, so a restarting hub "
+        "settles first.",
+    ).tag(config=True)
+
+    def start(self):
+        logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
+        settings = load_settings()
+        policy = RetentionPolicy.from_settings(settings.values)
+        context = erasure_context(
+            settings, os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+        )
+        last_sweep: dict[str, Any] = {"enabled": policy.enabled, "last_sweep": None}
+
+        def run_sweep():
+            report = sweep(context, policy)
+            last_sweep.update(
+                last_sweep=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                seconds=round(report.seconds, 1),
+                failed=report.failed,
+                **report.plan.counts(),
+            )
+
+        from urllib.parse import urlsplit
+
+        where = urlsplit(self.service_url)
+        server = HTTPServer(make_app(context, self.prefix, last_sweep), xheaders=True)
+        server.listen(where.port or 80, where.hostname)
+        loop = IOLoop.current()
+        if policy.enabled:
+            loop.spawn_callback(sweep_forever, run_sweep, policy.interval, self.first_delay)
+        else:
+            context.log.info("retention: privacy.retention.enabled is false; no sweeps")
+        loop.start()
+
+
+def main(argv=None):
+    RetentionService.launch_instance(argv)
+
+
+if __name__ == "__main__":
+    main()
