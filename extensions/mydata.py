@@ -8,6 +8,7 @@ access:services!service=learnhub-retention).
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -103,6 +104,14 @@ class MyDataHandler(JupyterHandler):
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
 
+    async def prepare(self):
+        # Reading xsrf_token (an error page does) would set an _xsrf cookie; requests here
+        # carry the session's token, which skips XSRF checks, so none is needed.
+        self._xsrf_token = b""
+        result = super().prepare()
+        if inspect.isawaitable(result):
+            await result
+
     @property
     def service(self) -> RetentionService:
         return RetentionService.from_environment()
@@ -118,8 +127,6 @@ class MyDataPage(MyDataHandler):
     @web.authenticated
     async def get(self):
         described = await self.service.describe()
-        # Reading xsrf_token would set an _xsrf cookie; token sessions do not need one.
-        self._xsrf_token = b""
         environment = Environment(
             loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"])
         )

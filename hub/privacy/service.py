@@ -31,6 +31,7 @@ from .erasure import (
     ErasureContext,
     ErasureIncomplete,
     HubAPI,
+    compact,
     describe_person,
     erase_person,
     export_person,
@@ -252,6 +253,10 @@ class PersonHandler(ServiceHandler):
         except ErasureIncomplete as e:
             log.error("erase on request: incomplete (%s); the next sweep retries", e)
             return
+        try:
+            await asyncio.to_thread(compact, self.context.engine)
+        except Exception as e:  # a busy database: the next sweep compacts
+            log.warning("erase on request: could not compact the database: %s", e)
         log.info("erase on request: done (%d stores)", len(counts))
 
 
