@@ -12,6 +12,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import labextension_path
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
+from .grader import grader_handlers
 from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
 from .mydata import my_data_handlers
 from .tracking import TrackingStatus, follow_do_not_track_sessions
@@ -118,6 +119,9 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
 
     # The learner's own data page: what is kept, one archive of it, erase now (see mydata).
     serverapp.web_app.add_handlers(".*$", my_data_handlers(serverapp.base_url))
+    if role == "grader":
+        # Added before nbgrader's own (extensions load in name order), so it answers first.
+        serverapp.web_app.add_handlers(".*$", grader_handlers(serverapp.base_url))
 
     hub_auth = getattr(serverapp.identity_provider, "hub_auth", None)
     if isinstance(hub_auth, HubOAuth):

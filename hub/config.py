@@ -8,7 +8,7 @@ from pathlib import Path
 
 from traitlets.log import get_logger
 
-from .courses.config import update_courses
+from .courses.config import update_courses, update_grading
 from .privacy.config import update_privacy, update_tls
 from .services import update_services
 from .settings import Settings
@@ -150,11 +150,8 @@ def apply_config(c, settings: Settings) -> None:
         update_network(c, settings, network)
         connect_ip = network.gateway
     update_services(c, settings)
-    update_courses(
-        c,
-        settings,
-        connect_ip="127.0.0.1" if connect_ip in ("", "0.0.0.0") else connect_ip,  # noqa: S104
-        containers=backend.isolated,
-    )
+    connect_ip = "127.0.0.1" if connect_ip in ("", "0.0.0.0") else connect_ip  # noqa: S104
+    update_courses(c, settings, connect_ip=connect_ip, containers=backend.isolated)
+    update_grading(c, settings, connect_ip=connect_ip, containers=backend.isolated)
     update_privacy(c, settings)
     update_tls(c, settings)

@@ -297,6 +297,78 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "grading": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "the grading service, which autogrades each submission in a sandbox "
+            "and sends the score to the LMS",
+            "properties": {
+                "port": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "default": 8083,
+                    "description": "port of the grading service; default 8083",
+                },
+                "workers": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "maximum": 64,
+                    "default": None,
+                    "description": "submissions graded at once; default (null) one per CPU core",
+                },
+                "sandbox": {
+                    "enum": ["auto", "docker", "process"],
+                    "default": "auto",
+                    "description": "where learners' code runs while graded: a fresh container "
+                    "per submission (docker), a limited process (process, weaker), or docker "
+                    "when an engine answers (auto)",
+                },
+                "image": {
+                    "type": ["string", "null"],
+                    "default": None,
+                    "description": "the grader image (default learnhub/grader, built by "
+                    "`learnhub images build`)",
+                },
+                "cpu_limit": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 64,
+                    "default": 1.0,
+                    "description": "CPUs one submission may use; default 1",
+                },
+                "memory_mb": {
+                    "type": "integer",
+                    "minimum": 64,
+                    "maximum": 65536,
+                    "default": 512,
+                    "description": "memory one submission may use, in MB; default 512",
+                },
+                "pids_limit": {
+                    "type": "integer",
+                    "minimum": 16,
+                    "maximum": 4096,
+                    "default": 128,
+                    "description": "processes and threads one submission may hold; default 128",
+                },
+                "cell_timeout": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 3600,
+                    "default": 30,
+                    "description": "seconds one cell may run; default 30",
+                },
+                "notebook_timeout": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 86400,
+                    "default": 300,
+                    "description": "seconds one notebook may run in all; default 300, at least "
+                    "grading.cell_timeout",
+                },
+            },
+        },
         "demo": {
             "type": "object",
             "additionalProperties": False,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..services import _current, _with_entry
 from ..settings import Settings
 from .hub import COURSES_SETTINGS_KEY, CourseAccess
 from .service import ACCESS_SCOPE, SERVICE_NAME
@@ -60,8 +61,6 @@ def update_courses(c, settings: Settings, *, connect_ip: str, containers: bool) 
     `connect_ip` is where learner servers reach the hub API (the learner network's gateway
     with containers, loopback otherwise); the course service listens there too.
     """
-    from ..services import _current, _with_entry
-
     token = secrets.token_hex(32)
     service = course_service(
         settings, ip=connect_ip, token=token, owner_uid=CONTAINER_UID if containers else None
@@ -91,3 +90,41 @@ def update_courses(c, settings: Settings, *, connect_ip: str, containers: bool) 
     courses = str(settings.state_dir / "courses")
     c.LocalLearnerSpawner.courses_dir = courses
     c.DockerLearnerSpawner.courses_dir = courses
+
+
+def update_grading(c, settings: Settings, *, connect_ip: str, containers: bool) -> None:
+    """The grading service: autogrades submissions in a sandbox, sends scores to the LMS.
+
+    It needs nothing of the hub API but to recognise callers' tokens, so it has no role.
+    Grader servers call it (formgrader's autograde button), so their tokens may too.
+    """
+    from ..grading.service import SERVICE_NAME as GRADING
+
+    grading = settings["grading"]
+    if grading["notebook_timeout"] < grading["cell_timeout"]:
+        from ..settings import SettingsError
+
+        raise SettingsError(
+            "'grading.notebook_timeout' must be at least 'grading.cell_timeout' "
+            f"({grading['cell_timeout']})"
+        )
+    env = service_environment(settings)
+    if containers:
+        env["LEARNHUB_COURSE_OWNER_UID"] = str(CONTAINER_UID)
+    service = {
+        "name": GRADING,
+        "url": f"http://{connect_ip}:{grading['port']}",
+        "command": [sys.executable, "-m", "learnhub.grading.service"],
+        "environment": env,
+        "display": False,
+    }
+    c.JupyterHub.services = _with_entry(_current(c.JupyterHub, "services", []), service)
+    scope = f"access:services!service={GRADING}"
+    c.JupyterHub.extra_user_scopes = set(_current(c.JupyterHub, "extra_user_scopes", set())) | {
+        scope
+    }
+    scopes = _current(c.Spawner, "server_token_scopes", [])
+    c.Spawner.server_token_scopes = [*scopes, *([scope] if scope not in scopes else [])]
+    environment = _current(c.Spawner, "environment", {})
+    environment["LEARNHUB_GRADING_URL"] = service["url"] + f"/services/{GRADING}/"
+    c.Spawner.environment = environment

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -56,26 +56,27 @@ class Caller:
 
 
 @dataclass
-class CourseService:
-    """Everything the handlers share: the stores, and how to recognise a caller."""
+class TokenIdentities:
+    """Who holds a token, asked of the hub with that token (cached a minute, by hash).
 
-    store: Store
-    courses: CourseDirectories
-    exchange: ExchangeStore
+    A token is accepted when it belongs to a user and carries `access_scope`; the
+    service's own token stands for the hub itself.
+    """
+
     hub_api_url: str
     own_token: str
-    # Called with each kept submission (the grading queue listens here).
-    on_submission: list[Callable[[Submission], Awaitable[None] | None]] = field(
-        default_factory=list
-    )
-    _identities: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
+    service_name: str
+    _cache: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
+
+    @property
+    def access_scope(self) -> str:
+        return f"access:services!service={self.service_name}"
 
     async def identify(self, token: str) -> Caller | None:
-        """Who holds this token, asked of the hub (cached for a minute, by hash)."""
         if hmac.compare_digest(token, self.own_token):
-            return Caller(SERVICE_NAME, is_service=True)
+            return Caller(self.service_name, is_service=True)
         key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._identities.get(key)
+        cached = self._cache.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         caller = None
@@ -88,25 +89,48 @@ class CourseService:
             model = json.loads(response.body)
             scopes = set(model.get("scopes") or [])
             if model.get("kind") == "user" and (
-                ACCESS_SCOPE in scopes or "access:services" in scopes
+                self.access_scope in scopes or "access:services" in scopes
             ):
                 caller = Caller(model["name"])
         except HTTPClientError as e:
             if e.code not in (401, 403):
                 raise
-        if len(self._identities) > 10_000:
-            self._identities.clear()
-        self._identities[key] = (time.monotonic() + IDENTITY_TTL, caller)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + IDENTITY_TTL, caller)
         return caller
 
+
+def role_in(store: Store, username: str, course_id: str) -> str | None:
+    """'staff', 'learner' or None for someone with no part in the course."""
+    if course_of_grader(username) == course_id:
+        return "staff"
+    enrollment = store.enrollment(username, course_id)
+    if enrollment is None:
+        return None
+    return "staff" if enrollment.is_staff else "learner"
+
+
+@dataclass
+class CourseService:
+    """Everything the handlers share: the stores, and how to recognise a caller."""
+
+    store: Store
+    courses: CourseDirectories
+    exchange: ExchangeStore
+    hub_api_url: str
+    own_token: str
+    # Called with each kept submission (the grading queue listens here).
+    on_submission: list[Callable[[Submission], object]] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.identities = TokenIdentities(self.hub_api_url, self.own_token, SERVICE_NAME)
+
+    async def identify(self, token: str) -> Caller | None:
+        return await self.identities.identify(token)
+
     def role_in(self, username: str, course_id: str) -> str | None:
-        """'staff', 'learner' or None for someone with no part in the course."""
-        if course_of_grader(username) == course_id:
-            return "staff"
-        enrollment = self.store.enrollment(username, course_id)
-        if enrollment is None:
-            return None
-        return "staff" if enrollment.is_staff else "learner"
+        return role_in(self.store, username, course_id)
 
     def ensure_course(self, course_id: str) -> bool:
         """Make the course (if launched from the LMS) and enrol its learners; idempotent."""
@@ -300,10 +324,9 @@ class SubmissionsHandler(ServiceHandler):
         except ExchangeRefused as e:
             raise web.HTTPError(400, f"Submission refused: {e}.") from None
         log.info("Kept a submission of %s in %s", assignment_id, course_id)
+        # The learner sees "submitted" only once the files are on disk and queued.
         for listener in self.service.on_submission:
-            result = listener(submission)
-            if asyncio.iscoroutine(result):
-                await result
+            await asyncio.to_thread(listener, submission)
         self.send_json(submission.as_json(), status=201)
 
 
@@ -390,6 +413,14 @@ def service_from_environment(environ=os.environ) -> tuple[CourseService, str, in
         ),
         hub_api_url=environ["JUPYTERHUB_API_URL"],
         own_token=environ["JUPYTERHUB_API_TOKEN"],
+    )
+    # Each kept submission goes into the grading queue (the grading service's workers
+    # take it from there; the queue lives in the platform database).
+    from ..grading.queue import GradingQueue
+
+    queue = GradingQueue(service.store)
+    service.on_submission.append(
+        lambda s: queue.enqueue(s.course_id, s.assignment_id, s.student, s.id, s.timestamp)
     )
     url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
     return (

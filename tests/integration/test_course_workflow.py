@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import time
 
 import nbformat
 import pytest
@@ -154,6 +155,35 @@ def learner_api(launch, method: str, path: str, **kwargs) -> requests.Response:
     )
 
 
+def until(find, timeout: float = 180.0, every: float = 1.0):
+    """The first truthy value of find(), polled until timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(every)
+    pytest.fail(f"nothing after {timeout:g}s: {find.__name__}")
+
+
+def graded_row(formgrader, student: str, score: float) -> dict | None:
+    """The student's submission once the gradebook holds its autograded score."""
+    submissions = formgrader.call("GET", f"submissions/{ASSIGNMENT}")
+    row = next((s for s in submissions if s["student"] == student), None)
+    return row if row and row["autograded"] and row["score"] == score else None
+
+
+def lms_score(lms, user_id: str, context: str, score: float) -> dict | None:
+    return next(
+        (
+            r
+            for r in lms.gradebook()
+            if (r["user_id"], r["course"], r["score"]) == (user_id, context, score)
+        ),
+        None,
+    )
+
+
 def answer(notebook: dict) -> dict:
     """The learner's work: a correct double() and a sentence for the manual question."""
     for cell in notebook["cells"]:
@@ -226,10 +256,15 @@ def test_whole_course_workflow(course_hub, course_lms):
     assert (course_dir / "submitted" / student / ASSIGNMENT / "timestamp.txt").read_text() == (
         timestamp
     )
-    formgrader.action(f"submission/{ASSIGNMENT}/{student}/autograde")
-    submissions = formgrader.call("GET", f"submissions/{ASSIGNMENT}")
-    row = next(s for s in submissions if s["student"] == student)
-    assert row["autograded"] and row["score"] == 2.0 and row["max_score"] == 3.0, row
+    # The grading service graded the submission in its sandbox as soon as it came in;
+    # formgrader's autograde button asks it to grade again, and nothing runs here.
+    row = until(lambda: graded_row(formgrader, student, 2.0))
+    assert row["max_score"] == 3.0 and row["needs_manual_grade"], row
+    queued = formgrader.action(f"submission/{ASSIGNMENT}/{student}/autograde")
+    assert "sandbox" in queued["log"], queued
+    # The score reached the LMS gradebook (LTI 1.3 AGS), pending the manual part.
+    lms_row = until(lambda: lms_score(course_lms, "student-1", CONTEXT, 2.0))
+    assert lms_row["out_of"] == 3.0 and lms_row["progress"] == "Submitted/PendingManual"
 
     notebooks = formgrader.call("GET", f"submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}")
     submission_id = next(n["id"] for n in notebooks if n["student"] == student)
@@ -238,6 +273,9 @@ def test_whole_course_workflow(course_hub, course_lms):
     formgrader.call("PUT", f"grade/{manual['id']}", data=json.dumps({"manual_score": 1}))
     submissions = formgrader.call("GET", f"submissions/{ASSIGNMENT}")
     assert next(s for s in submissions if s["student"] == student)["score"] == 3.0
+    # The manual grade changes the total: the new score goes to the LMS too.
+    lms_row = until(lambda: lms_score(course_lms, "student-1", CONTEXT, 3.0))
+    assert lms_row["progress"] == "Completed/FullyGraded", lms_row
 
     formgrader.action(f"assignment/{ASSIGNMENT}/generate_feedback")
     formgrader.action(f"assignment/{ASSIGNMENT}/release_feedback")

@@ -1,0 +1,521 @@
+"""The grading service: workers take submissions from the queue, grade them in a sandbox,
+write the gradebook, and hand scores to the grade outbox for the LMS.
+
+A managed hub service. Scores reach the LMS from the gradebook, not from a worker's memory:
+a pass over each course's gradebook compares every submission's score with what was last
+queued for the LMS, so a crash between grading and queueing, or a manual grade changed in
+formgrader, is sent on the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from nbgrader.api import Gradebook
+from nbgrader.converters.generate_feedback import GenerateFeedback
+from nbgrader.coursedir import CourseDirectory
+from sqlalchemy import Float, Integer, String, select
+from sqlalchemy.orm import Mapped, mapped_column
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from ..courses.coursedir import CourseDirectories
+from ..courses.exchange import ExchangeStore
+from ..courses.service import NOT_ALLOWED, TokenIdentities, role_in
+from ..passback import GradeOutbox, run_outbox
+from ..settings import load_settings
+from ..store import Base, Store
+from .autograde import AutogradeError, autograde_submission, load_course_config
+from .queue import GradingQueue, Job, JobState
+from .sandbox import DEFAULT_IMAGE, DockerSandbox, Limits, ProcessSandbox, SandboxError
+
+SERVICE_NAME = "learnhub-grading"
+FEEDBACK_MODES = ("manual", "auto")
+WEAKER_SANDBOX = (
+    "Graded in the process sandbox: this machine has no Docker engine, so learners' code "
+    "ran as a limited process of the grading service instead of in a container."
+)
+
+log = logging.getLogger("learnhub.grading")
+
+
+class GradeSnapshot(Base):
+    """What was last queued for the LMS for one learner's assignment."""
+
+    __tablename__ = "learnhub_grade_snapshots"
+    course_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    student: Mapped[str] = mapped_column(String(255), primary_key=True)
+    assignment_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    needs_manual_grade: Mapped[int] = mapped_column(Integer)
+
+
+class FeedbackMode(Base):
+    """Whether an assignment's feedback goes to learners when graded, or when staff say."""
+
+    __tablename__ = "learnhub_feedback_modes"
+    course_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    assignment_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+
+
+def pick_sandbox(kind: str, limits: Limits, image: str):
+    """The sandbox the settings ask for; `auto` is Docker when an engine answers."""
+    if kind == "auto":
+        kind = "docker" if shutil.which("docker") and _engine_answers() else "process"
+    if kind == "docker":
+        return DockerSandbox(image=image, limits=limits)
+    return ProcessSandbox(limits=limits)
+
+
+def _engine_answers() -> bool:
+    from ..spawners import docker_client
+
+    try:
+        docker_client(timeout=5).ping()
+        return True
+    except Exception:
+        return False
+
+
+@dataclass
+class GradingService:
+    store: Store
+    courses: CourseDirectories
+    exchange: ExchangeStore
+    queue: GradingQueue
+    outbox: GradeOutbox
+    sandbox: object
+    identities: TokenIdentities
+    workers: int = 2
+    poll_s: float = 1.0
+    sync_s: float = 15.0
+    outbox_s: float = 10.0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self):
+        Base.metadata.create_all(
+            self.store.engine, tables=[GradeSnapshot.__table__, FeedbackMode.__table__]
+        )
+
+    # the work
+
+    async def run(self, stop: asyncio.Event) -> None:
+        host, prefix = socket.gethostname(), f"{socket.gethostname()}-{os.getpid()}-"
+        recovered = await asyncio.to_thread(self.queue.recover, host, prefix)
+        if recovered:
+            log.warning("requeued %d jobs an earlier grading service left unfinished", recovered)
+        tasks = [
+            asyncio.create_task(self.worker(f"{prefix}{n}", stop)) for n in range(self.workers)
+        ]
+        tasks.append(asyncio.create_task(self.sync_loop(stop)))
+        tasks.append(
+            asyncio.create_task(run_outbox(self.store, stop, self.outbox_s, outbox=self.outbox))
+        )
+        await asyncio.gather(*tasks)
+
+    async def worker(self, name: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                job = await asyncio.to_thread(self.queue.claim, name)
+            except Exception:
+                log.exception("could not read the grading queue")
+                job = None
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                continue
+            try:
+                await self.grade(job, name)
+            except Exception:
+                # A bug, not the learner's code: the job's lease runs out and it is retried.
+                log.exception("grading job %d failed unexpectedly", job.id)
+
+    async def grade(self, job: Job, worker: str) -> None:
+        if await asyncio.to_thread(self.queue.newer_exists, job):
+            self.queue.finish(job, worker, JobState.SUPERSEDED)
+            return
+        submission = self.exchange.submission(
+            job.course_id, job.assignment_id, job.student, job.submission_id
+        )
+        if submission is None:
+            self.queue.finish(
+                job, worker, JobState.FAILED, messages=["The submission's files are gone."]
+            )
+            return
+        course_root = self.courses.path(job.course_id)
+        await asyncio.to_thread(self._collect, course_root, job, submission.path)
+        try:
+            result = await autograde_submission(
+                course_root, job.assignment_id, job.student, self.sandbox
+            )
+        except SandboxError as e:
+            log.warning("sandbox could not run job %d: %s; it waits in the queue", job.id, e)
+            self.queue.release(job, worker, f"Waiting: the sandbox could not run ({e}).")
+            await asyncio.sleep(5)
+            return
+        except AutogradeError as e:
+            self.queue.finish(job, worker, JobState.FAILED, messages=[str(e)])
+            return
+        finally:
+            await asyncio.to_thread(self._hand_over, course_root, job.student)
+        messages = list(result.messages)
+        if result.weaker_sandbox:
+            messages.insert(0, WEAKER_SANDBOX)
+        needs_manual = any(n.needs_manual_grade for n in result.notebooks)
+        self.queue.finish(
+            job,
+            worker,
+            JobState.GRADED,
+            score=result.score,
+            max_score=result.max_score,
+            needs_manual_grade=needs_manual,
+            sandbox=result.sandbox,
+            tampered=result.tampered,
+            messages=messages,
+        )
+        log.info("graded job %d in %.1fs (%s sandbox)", job.id, result.seconds, result.sandbox)
+        await asyncio.to_thread(self.sync_course, job.course_id)
+        if self.feedback_mode(job.course_id, job.assignment_id) == "auto":
+            await asyncio.to_thread(self.release_feedback, job)
+
+    def _collect(self, course_root: Path, job: Job, source: Path) -> None:
+        """Copy the submission where nbgrader looks: submitted/<student>/<assignment>/."""
+        dest = course_root / "submitted" / job.student / job.assignment_id
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".*"))
+        (dest / "timestamp.txt").write_text(job.timestamp)
+
+    def _hand_over(self, course_root: Path, student: str) -> None:
+        for part in ("submitted", "autograded", "feedback"):
+            path = course_root / part / student
+            if path.exists():
+                self.courses.give_to_owner(path)
+        for name in ("gradebook.db", "submitted", "autograded", "feedback"):
+            path = course_root / name
+            if path.exists() and self.courses.owner_uid is not None and os.geteuid() == 0:
+                os.lchown(path, self.courses.owner_uid, self.courses.owner_uid)
+
+    # scores to the LMS
+
+    async def sync_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for record in await asyncio.to_thread(self.store.courses):
+                if self.courses.exists(record.id):
+                    try:
+                        await asyncio.to_thread(self.sync_course, record.id)
+                    except Exception:
+                        log.exception("could not read the gradebook of course %s", record.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.sync_s)
+
+    def sync_course(self, course_id: str) -> int:
+        """Queue for the LMS every score that differs from what was last queued; how many."""
+        queued = 0
+        with self.store.session() as s:
+            rows = s.scalars(select(GradeSnapshot).where(GradeSnapshot.course_id == course_id))
+            known = {(r.student, r.assignment_id): r for r in rows}
+        url = self.courses.gradebook_url(course_id)
+        with Gradebook(url, course_id=course_id) as gradebook:
+            rows = [
+                (sub.student_id, assignment.name, float(sub.score), float(sub.max_score),
+                 bool(sub.needs_manual_grade))
+                for assignment in gradebook.assignments
+                for sub in assignment.submissions
+            ]  # fmt: skip
+        for student, assignment, score, max_score, manual in rows:
+            before = known.get((student, assignment))
+            if before is not None and (
+                before.score,
+                before.max_score,
+                bool(before.needs_manual_grade),
+            ) == (score, max_score, manual):
+                continue
+            self.outbox.enqueue(
+                student, course_id, assignment, score, max_score, pending_manual=manual
+            )
+            with self.store.session() as s:
+                row = s.get(GradeSnapshot, (course_id, student, assignment)) or GradeSnapshot(
+                    course_id=course_id, student=student, assignment_id=assignment
+                )
+                row.score, row.max_score, row.needs_manual_grade = score, max_score, int(manual)
+                s.add(row)
+                s.commit()
+            queued += 1
+        return queued
+
+    # feedback
+
+    def feedback_mode(self, course_id: str, assignment_id: str) -> str:
+        with self.store.session() as s:
+            row = s.get(FeedbackMode, (course_id, assignment_id))
+            return row.mode if row else "manual"
+
+    def set_feedback_mode(self, course_id: str, assignment_id: str, mode: str) -> None:
+        if mode not in FEEDBACK_MODES:
+            raise ValueError(f"feedback mode must be one of {', '.join(FEEDBACK_MODES)}")
+        with self.store.session() as s:
+            row = s.get(FeedbackMode, (course_id, assignment_id)) or FeedbackMode(
+                course_id=course_id, assignment_id=assignment_id
+            )
+            row.mode = mode
+            s.add(row)
+            s.commit()
+
+    def release_feedback(self, job: Job) -> bool:
+        """Generate the learner's feedback (no code runs: it renders the graded notebook)
+        and put it in the exchange for them to fetch."""
+        course_root = self.courses.path(job.course_id)
+        config = load_course_config(course_root)
+        coursedir = CourseDirectory(config=config)
+        coursedir.assignment_id = job.assignment_id
+        coursedir.student_id = job.student
+        converter = GenerateFeedback(coursedir=coursedir, config=config)
+        converter.force = True
+        converter.start()
+        folder = course_root / "feedback" / job.student / job.assignment_id
+        htmls = sorted(folder.glob("*.html"))
+        submission = self.exchange.submission(
+            job.course_id, job.assignment_id, job.student, job.submission_id
+        )
+        self._hand_over(course_root, job.student)
+        if not htmls or submission is None:
+            return False
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for path in htmls:
+                tar.add(path, arcname=path.name, recursive=False)
+        self.exchange.release_feedback(submission, buffer.getvalue())
+        return True
+
+    # staff requests
+
+    def regrade(self, course_id: str, assignment_id: str, student: str) -> int | None:
+        """Queue the learner's latest submission again; the job id, or None without one."""
+        submissions = self.exchange.submissions(course_id, assignment_id, student)
+        if not submissions:
+            return None
+        latest = submissions[-1]
+        job_id = self.queue.enqueue(course_id, assignment_id, student, latest.id, latest.timestamp)
+        self.queue.regrade(job_id)
+        self._wake.set()
+        return job_id
+
+
+# HTTP: staff see the queue and the passback log; a grader server asks for a regrade.
+
+
+class GradingHandler(web.RequestHandler):
+    def initialize(self, service: GradingService) -> None:
+        self.service = service
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    async def prepare(self) -> None:
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() not in ("token", "bearer") or not token.strip():
+            raise web.HTTPError(401, "Send a hub token: Authorization: token ...")
+        caller = await self.service.identities.identify(token.strip())
+        if caller is None:
+            raise web.HTTPError(401, "This token is not valid for the grading service.")
+        self.caller = caller
+
+    def staff_of(self, course_id: str) -> None:
+        if (
+            self.caller.is_service
+            or role_in(self.service.store, self.caller.username, course_id) != "staff"
+        ):
+            raise web.HTTPError(403, NOT_ALLOWED)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = (
+            exc.log_message
+            if isinstance(exc, web.HTTPError) and exc.log_message
+            else (self._reason)
+        )
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def send_json(self, value, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(value))
+
+
+class CourseQueueHandler(GradingHandler):
+    """GET api/courses/<id>/grading: the course's jobs and what was sent to the LMS."""
+
+    def get(self, course_id):
+        self.staff_of(course_id)
+        jobs = self.service.queue.jobs(course_id=course_id)
+        grades = self.service.outbox.entries(course_id=course_id)
+        if self.get_query_argument("format", "json") == "html":
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(queue_page(course_id, jobs, grades))
+            return
+        self.send_json(
+            {
+                "jobs": [j.as_json() for j in jobs],
+                "passback": [_entry_json(e) for e in grades],
+            }
+        )
+
+
+class RegradeHandler(GradingHandler):
+    """POST api/courses/<id>/regrade {assignment_id, student_id}: grade the latest again."""
+
+    def post(self, course_id):
+        self.staff_of(course_id)
+        try:
+            body = json.loads(self.request.body or b"{}")
+            assignment, student = body["assignment_id"], body["student_id"]
+        except (ValueError, KeyError):
+            raise web.HTTPError(400, "Send {assignment_id, student_id} as JSON.") from None
+        job_id = self.service.regrade(course_id, assignment, student)
+        if job_id is None:
+            raise web.HTTPError(404, f"{student} has no submission of {assignment}.")
+        self.send_json({"job_id": job_id, "state": "queued"}, status=202)
+
+
+class FeedbackModeHandler(GradingHandler):
+    """GET/PUT api/courses/<id>/assignments/<a>/feedback-mode {"mode": "manual"|"auto"}."""
+
+    def get(self, course_id, assignment_id):
+        self.staff_of(course_id)
+        self.send_json({"mode": self.service.feedback_mode(course_id, assignment_id)})
+
+    def put(self, course_id, assignment_id):
+        self.staff_of(course_id)
+        try:
+            mode = json.loads(self.request.body or b"{}")["mode"]
+            self.service.set_feedback_mode(course_id, assignment_id, mode)
+        except (ValueError, KeyError) as e:
+            raise web.HTTPError(400, f"Send {{'mode': 'manual' or 'auto'}}: {e}") from None
+        self.send_json({"mode": mode})
+
+
+def _entry_json(entry) -> dict:
+    return {
+        key: (value.value if hasattr(value, "value") else value)
+        for key, value in vars(entry).items()
+        if not key.startswith("_")
+    }
+
+
+def queue_page(course_id: str, jobs: list[Job], grades) -> str:
+    """A plain page for staff: each submission's grading, and each grade's trip to the LMS."""
+
+    def cell(value) -> str:
+        return f"<td>{html.escape('' if value is None else str(value))}</td>"
+
+    job_rows = "".join(
+        "<tr>" + "".join(cell(v) for v in (
+            j.assignment_id, j.student, j.timestamp, j.state, j.attempts,
+            "" if j.score is None else f"{j.score:g} / {j.max_score:g}",
+            j.sandbox, "yes" if j.tampered else "", " ".join(j.messages),
+        )) + "</tr>"
+        for j in jobs
+    )  # fmt: skip
+    grade_rows = "".join(
+        "<tr>" + "".join(cell(v) for v in (
+            e.assignment, e.username, f"{e.score:g} / {e.max_score:g}",
+            getattr(e.state, "value", e.state), e.attempts, e.last_error or "",
+        )) + "</tr>"
+        for e in grades
+    )  # fmt: skip
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Grading of {html.escape(course_id)}</title></head><body>
+<h1>Grading queue</h1><table><thead><tr><th>Assignment</th><th>Learner</th><th>Submitted</th>
+<th>State</th><th>Attempts</th><th>Score</th><th>Sandbox</th><th>Tampered</th><th>Notes</th>
+</tr></thead><tbody>{job_rows}</tbody></table>
+<h1>Grades sent to the LMS</h1><table><thead><tr><th>Assignment</th><th>Learner</th>
+<th>Score</th><th>State</th><th>Attempts</th><th>Last error</th></tr></thead>
+<tbody>{grade_rows}</tbody></table></body></html>"""
+
+
+def make_app(service: GradingService, prefix: str) -> web.Application:
+    api = "/" + prefix.strip("/") + "/api/courses" if prefix.strip("/") else "/api/courses"
+    args = {"service": service}
+    return web.Application(
+        [
+            (rf"{api}/([^/]+)/grading", CourseQueueHandler, args),
+            (rf"{api}/([^/]+)/regrade", RegradeHandler, args),
+            (rf"{api}/([^/]+)/assignments/([^/]+)/feedback-mode", FeedbackModeHandler, args),
+        ]
+    )
+
+
+def service_from_environment(environ=os.environ) -> tuple[GradingService, str, int, str]:
+    settings = load_settings(environ=environ)
+    grading = settings["grading"]
+    store = Store(settings.database_url, settings.crypt_key)
+    owner = environ.get("LEARNHUB_COURSE_OWNER_UID")
+    limits = Limits(
+        cpus=float(grading["cpu_limit"]),
+        memory_mb=int(grading["memory_mb"]),
+        pids=int(grading["pids_limit"]),
+        cell_timeout_s=int(grading["cell_timeout"]),
+        notebook_timeout_s=int(grading["notebook_timeout"]),
+    )
+    template = settings["courses"]["template"]
+    service = GradingService(
+        store=store,
+        courses=CourseDirectories(
+            root=settings.state_dir / "courses",
+            template=Path(template) if template else None,
+            owner_uid=int(owner) if owner else None,
+        ),
+        exchange=ExchangeStore(settings.state_dir / "exchange"),
+        queue=GradingQueue(store),
+        outbox=GradeOutbox(store),
+        sandbox=pick_sandbox(grading["sandbox"], limits, grading["image"] or DEFAULT_IMAGE),
+        identities=TokenIdentities(
+            environ["JUPYTERHUB_API_URL"], environ["JUPYTERHUB_API_TOKEN"], SERVICE_NAME
+        ),
+        workers=int(grading["workers"] or os.cpu_count() or 1),
+    )
+    url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
+    return (
+        service,
+        url.hostname or "127.0.0.1",
+        url.port or 80,
+        environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
+    )
+    service, host, port, prefix = service_from_environment()
+    make_app(service, prefix).listen(port, address=host)
+    log.info(
+        "Grading service on %s:%d with %d workers, %s sandbox",
+        host, port, service.workers, getattr(service.sandbox, "name", "?"),
+    )  # fmt: skip
+    loop = IOLoop.current()
+    stop = asyncio.Event()
+    loop.add_callback(lambda: asyncio.ensure_future(service.run(stop)))
+    loop.start()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
