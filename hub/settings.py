@@ -567,7 +567,7 @@ SCHEMA: dict[str, Any] = {
                             "default": None,
                             "description": "port of the learnhub-retention service (learners' "
                             "data pages call it), on the address learner servers reach the hub "
-                            "API at; default hub.api_port + 2",
+                            "API at; default hub.api_port + 3",
                         },
                     },
                 },

@@ -6,8 +6,10 @@ import json
 import logging
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +47,8 @@ PERSONAL_KEYS = frozenset(
 LMS_USERNAME = re.compile(r"l[a-z2-7]{19}")
 # Rows deleted per transaction, so a sweep never holds the write lock for long.
 BATCH = 500
+# People erased at once by stores without a batch form (the hub's REST API).
+PARALLEL = 8
 
 
 class ErasureIncomplete(RuntimeError):
@@ -99,8 +103,17 @@ class HubAPI:
     def __init__(self, url: str, token: str, timeout: float = 120):
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"token {token}"
+        self._token = token
+        # One connection pool per thread: erasure calls the hub from several at once.
+        self._local = threading.local()
+
+    @property
+    def http(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["Authorization"] = f"token {self._token}"
+        return session
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.http.request(method, self.url + path, timeout=self.timeout, **kwargs)
@@ -258,14 +271,20 @@ def _for_people(
                 result.failed.update(remaining)
                 remaining = []
         else:
-            for username in remaining:
+            # One person at a time per call, several calls at once: a store that goes through
+            # the hub's REST API waits on the network, not on this process.
+            def one(username: str, store=store) -> int:
                 try:
-                    count += int(getattr(store, method)(username) or 0)
+                    return int(getattr(store, method)(username) or 0)
                 except Exception as e:
                     context.log.error(
                         "%s: store %s failed for one person: %s", action, store.name, e
                     )
                     result.failed.add(username)
+                    return 0
+
+            with ThreadPoolExecutor(max_workers=min(PARALLEL, len(remaining))) as pool:
+                count = sum(pool.map(one, remaining))
             remaining = [u for u in remaining if u not in result.failed]
         result.counts[store.name] = count
     context.log.info(

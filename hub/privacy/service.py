@@ -83,7 +83,8 @@ def service_token(state_dir: Path) -> str:
 
 
 def service_port(settings: Settings) -> int:
-    return settings["privacy"]["retention"]["service_port"] or settings["hub"]["api_port"] + 2
+    # + 3: the course (+1) and grading (+2 by default) services sit next to the hub API.
+    return settings["privacy"]["retention"]["service_port"] or settings["hub"]["api_port"] + 3
 
 
 def _connect_ip(c) -> str:

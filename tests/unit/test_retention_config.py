@@ -27,7 +27,7 @@ def test_service_role_and_environment(tmp_path):
     update_retention_service(c, settings)
     (service,) = c.JupyterHub.services
     assert service["name"] == "learnhub-retention"
-    assert service["url"] == "http://127.0.0.1:9002"
+    assert service["url"] == "http://127.0.0.1:9003"
     assert service["environment"]["LEARNHUB_CONFIG"] == str((tmp_path / "learnhub.yaml").resolve())
     token_file = settings.state_dir / "retention-service-token"
     assert service["api_token"] == token_file.read_text()
@@ -37,7 +37,7 @@ def test_service_role_and_environment(tmp_path):
     assert "admin:servers" not in role["scopes"] and "tokens" not in role["scopes"]
     assert role["services"] == ["learnhub-retention"]
     assert c.Spawner.environment[SERVICE_URL_ENV] == (
-        "http://127.0.0.1:9002/services/learnhub-retention/"
+        "http://127.0.0.1:9003/services/learnhub-retention/"
     )
     assert c.Spawner.server_token_scopes[-1] == SERVER_TOKEN_SCOPE
     assert "custom" in c.Spawner.server_token_scopes
