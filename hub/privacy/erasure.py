@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -90,11 +91,22 @@ StoreFactory = Callable[["ErasureContext"], PersonalDataStore | None]
 _FACTORIES: list[StoreFactory] = []
 
 
+# Packages declare their factories as entry points of this group, so that the service and
+# the command line, which import none of them, still find every store.
+ENTRY_POINT_GROUP = "learnhub.personal_data"
+
+
 def register_store(factory: StoreFactory) -> StoreFactory:
     """Add a store factory (usable as a decorator); registering one twice is harmless."""
     if factory not in _FACTORIES:
         _FACTORIES.append(factory)
     return factory
+
+
+def _registered() -> list[StoreFactory]:
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        register_store(entry_point.load())
+    return list(_FACTORIES)
 
 
 class HubAPI:
@@ -216,7 +228,7 @@ def stores(context: ErasureContext) -> list[PersonalDataStore]:
     in; then enrollments and analytics; then the hub user, whose deletion stops the
     person's server; last the local home folder, which nothing writes to any more.
     """
-    found = [s for s in (factory(context) for factory in _FACTORIES) if s is not None]
+    found = [s for s in (factory(context) for factory in _registered()) if s is not None]
     return [
         *found,
         EnrollmentStore(context.store),
