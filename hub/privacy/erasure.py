@@ -620,10 +620,13 @@ class LocalHomeStore:
         self.homes = homes
 
     def _path(self, username: str) -> Path | None:
-        if not LMS_USERNAME.fullmatch(username) and not re.fullmatch(r"[a-z0-9._-]+", username):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", username):
             return None
         path = self.homes / username
-        return path if path.is_dir() else None
+        # Never anything but a folder directly inside homes/ (no "..", no symlink out).
+        if path.is_symlink() or not path.is_dir() or path.resolve().parent != self.homes.resolve():
+            return None
+        return path
 
     def describe(self, username: str) -> dict[str, Any]:
         path = self._path(username)
