@@ -15,11 +15,15 @@ import html
 import io
 import json
 import logging
+import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import sys
 import tarfile
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -73,13 +77,78 @@ class FeedbackMode(Base):
     mode: Mapped[str] = mapped_column(String(16))
 
 
-def pick_sandbox(kind: str, limits: Limits, image: str):
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Which sandbox grades, in a form a worker process can rebuild it from."""
+
+    kind: str  # "docker" or "process"
+    image: str
+    limits: Limits
+
+    def build(self):
+        if self.kind == "docker":
+            return DockerSandbox(image=self.image, limits=self.limits)
+        return ProcessSandbox(limits=self.limits)
+
+    @property
+    def weaker(self) -> bool:
+        return self.kind != "docker"
+
+
+def pick_sandbox(kind: str, limits: Limits, image: str) -> SandboxSpec:
     """The sandbox the settings ask for; `auto` is Docker when an engine answers."""
     if kind == "auto":
         kind = "docker" if shutil.which("docker") and _engine_answers() else "process"
-    if kind == "docker":
-        return DockerSandbox(image=image, limits=limits)
-    return ProcessSandbox(limits=limits)
+    return SandboxSpec(kind, image, limits)
+
+
+def _die_with_parent() -> None:
+    # A worker process outlives a killed service otherwise, and would write a grade the
+    # restarted service is also writing.
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def grade_in_worker_process(
+    course_root: str, assignment: str, student: str, spec: SandboxSpec
+) -> dict:
+    """Autograde one submission in this worker process; a plain summary for the service.
+
+    nbgrader changes the process's working directory and environment while it grades, so
+    two gradings must never share a process: each runs in a process of the pool.
+    """
+    result = asyncio.run(autograde_submission(Path(course_root), assignment, student, spec.build()))
+    return {
+        "score": result.score,
+        "max_score": result.max_score,
+        "needs_manual_grade": any(n.needs_manual_grade for n in result.notebooks),
+        "tampered": result.tampered,
+        "messages": list(result.messages),
+        "sandbox": result.sandbox,
+        "weaker": result.weaker_sandbox,
+        "seconds": result.seconds,
+    }
+
+
+def generate_feedback_in_worker_process(course_root: str, assignment: str, student: str) -> None:
+    """nbgrader's generate_feedback for one learner (it renders HTML; no code runs)."""
+    config = load_course_config(Path(course_root))
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = assignment
+    coursedir.student_id = student
+    converter = GenerateFeedback(coursedir=coursedir, config=config)
+    converter.force = True
+    converter.start()
+
+
+def new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_die_with_parent,
+    )
 
 
 def _engine_answers() -> bool:
@@ -99,7 +168,7 @@ class GradingService:
     exchange: ExchangeStore
     queue: GradingQueue
     outbox: GradeOutbox
-    sandbox: object
+    sandbox: SandboxSpec
     identities: TokenIdentities
     workers: int = 2
     poll_s: float = 1.0
@@ -111,6 +180,7 @@ class GradingService:
         Base.metadata.create_all(
             self.store.engine, tables=[GradeSnapshot.__table__, FeedbackMode.__table__]
         )
+        self.pool = new_pool(self.workers)
 
     # the work
 
@@ -161,9 +231,20 @@ class GradingService:
         course_root = self.courses.path(job.course_id)
         await asyncio.to_thread(self._collect, course_root, job, submission.path)
         try:
-            result = await autograde_submission(
-                course_root, job.assignment_id, job.student, self.sandbox
+            result = await asyncio.get_running_loop().run_in_executor(
+                self.pool,
+                grade_in_worker_process,
+                str(course_root),
+                job.assignment_id,
+                job.student,
+                self.sandbox,
             )
+        except BrokenProcessPool:
+            # A worker process died (out of memory, say): start new ones, retry the job.
+            log.error("a grading worker process died on job %d", job.id)
+            self.pool = new_pool(self.workers)
+            self.queue.release(job, worker, "Waiting: its grading process died; it is retried.")
+            return
         except SandboxError as e:
             log.warning("sandbox could not run job %d: %s; it waits in the queue", job.id, e)
             self.queue.release(job, worker, f"Waiting: the sandbox could not run ({e}).")
@@ -174,24 +255,32 @@ class GradingService:
             return
         finally:
             await asyncio.to_thread(self._hand_over, course_root, job.student)
-        messages = list(result.messages)
-        if result.weaker_sandbox:
+        messages = list(result["messages"])
+        if result["weaker"]:
             messages.insert(0, WEAKER_SANDBOX)
-        needs_manual = any(n.needs_manual_grade for n in result.notebooks)
         self.queue.finish(
             job,
             worker,
             JobState.GRADED,
-            score=result.score,
-            max_score=result.max_score,
-            needs_manual_grade=needs_manual,
-            sandbox=result.sandbox,
-            tampered=result.tampered,
+            score=result["score"],
+            max_score=result["max_score"],
+            needs_manual_grade=result["needs_manual_grade"],
+            sandbox=result["sandbox"],
+            tampered=result["tampered"],
             messages=messages,
         )
-        log.info("graded job %d in %.1fs (%s sandbox)", job.id, result.seconds, result.sandbox)
+        log.info(
+            "graded job %d in %.1fs (%s sandbox)", job.id, result["seconds"], result["sandbox"]
+        )
         await asyncio.to_thread(self.sync_course, job.course_id)
         if self.feedback_mode(job.course_id, job.assignment_id) == "auto":
+            await asyncio.get_running_loop().run_in_executor(
+                self.pool,
+                generate_feedback_in_worker_process,
+                str(course_root),
+                job.assignment_id,
+                job.student,
+            )
             await asyncio.to_thread(self.release_feedback, job)
 
     def _collect(self, course_root: Path, job: Job, source: Path) -> None:
@@ -278,16 +367,9 @@ class GradingService:
             s.commit()
 
     def release_feedback(self, job: Job) -> bool:
-        """Generate the learner's feedback (no code runs: it renders the graded notebook)
-        and put it in the exchange for them to fetch."""
+        """Put the learner's feedback (made by generate_feedback_in_worker_process) in the
+        exchange for them to fetch."""
         course_root = self.courses.path(job.course_id)
-        config = load_course_config(course_root)
-        coursedir = CourseDirectory(config=config)
-        coursedir.assignment_id = job.assignment_id
-        coursedir.student_id = job.student
-        converter = GenerateFeedback(coursedir=coursedir, config=config)
-        converter.force = True
-        converter.start()
         folder = course_root / "feedback" / job.student / job.assignment_id
         htmls = sorted(folder.glob("*.html"))
         submission = self.exchange.submission(
@@ -509,7 +591,7 @@ def main(argv: list[str] | None = None) -> None:
     make_app(service, prefix).listen(port, address=host)
     log.info(
         "Grading service on %s:%d with %d workers, %s sandbox",
-        host, port, service.workers, getattr(service.sandbox, "name", "?"),
+        host, port, service.workers, service.sandbox.kind,
     )  # fmt: skip
     loop = IOLoop.current()
     stop = asyncio.Event()
