@@ -353,6 +353,8 @@ def isolate(plan: dict) -> list[str]:
         # The interpreter and its packages may live below a hidden directory (a venv made
         # from a Python in /root): keep handles on them to bind them back, read-only.
         keep = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.abspath(__file__))})
+        # The sandbox's own directory (work and home) stays writable, wherever it is.
+        writable = plan.get("writable", [])
         handles = {}
         if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
             why = os.strerror(ctypes.get_errno())
@@ -366,7 +368,7 @@ def isolate(plan: dict) -> list[str]:
             # tmpfs covers them.
             handles = {
                 path: os.open(path, os.O_PATH)
-                for path in keep
+                for path in [*keep, *writable]
                 if any(_under(path, hidden) for hidden in plan["hide"])
             }
             for hidden in plan["hide"]:
@@ -377,7 +379,8 @@ def isolate(plan: dict) -> list[str]:
                 os.makedirs(path, exist_ok=True)
                 source = f"/proc/self/fd/{handle}".encode()
                 _mount(libc, source, path.encode(), None, MS_BIND | MS_REC)
-                _mount(libc, b"none", path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+                if path not in writable:
+                    _mount(libc, b"none", path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY)
             _loopback_up()
         for handle in handles.values():
             os.close(handle)
@@ -447,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     limits = request["limits"]
     os.environ["NBGRADER_EXECUTION"] = "autograde"  # as `nbgrader autograde` sets it
     os.chdir(workdir)
+    # jsonschema's optional IRI format checker compiles a grammar on import (~0.8 s, every
+    # submission); notebook schemas have no IRI fields. This is the runner's process only:
+    # the kernel imports what it likes.
+    sys.modules.setdefault("rfc3987_syntax", None)
 
     import nbformat
 

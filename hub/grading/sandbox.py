@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,8 +44,9 @@ STDERR_BYTES = 16_384
 # only that execution's processes and the notebook can read nothing private of anyone else.
 PROCESS_UID_BASE = 1_500_000_000
 PROCESS_UID_SPAN = 1_000_000
-# Directories a process sandbox hides behind an empty tmpfs (root's files, learners' homes).
-HIDDEN_DIRECTORIES = ("/root", "/home")
+# Directories a process sandbox hides behind an empty, read-only-for-it tmpfs: root's files,
+# learners' homes, and the places anyone may write (so it writes nowhere but its own directory).
+HIDDEN_DIRECTORIES = ("/root", "/home", "/tmp", "/var/tmp", "/dev/shm")  # noqa: S108
 
 # What went wrong, most important first: Execution.reason is the first of these it has.
 REASONS = (
@@ -190,14 +192,22 @@ def instructor_message(event: LimitEvent, limits: Limits, notebook: dict | None 
 
 
 def container_run_command(
-    image: str, limits: Limits, name: str, docker: str = "docker"
+    image: str,
+    limits: Limits,
+    name: str,
+    docker: str = "docker",
+    labels: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The `docker run` of one submission's sandbox; the request goes to its standard input."""
+    """The `docker run` of one submission's sandbox; the request goes to its standard input.
+
+    `labels` are added to the role label (the service's submission id, say): they name the
+    container, they do not reach the notebook."""
     scratch = f"rw,nosuid,nodev,noexec,size={limits.scratch_mb}m"
+    extra = [arg for key, value in (labels or {}).items() for arg in ("--label", f"{key}={value}")]
     return [
         docker, "run", "--interactive", "--name", name,
         "--pull", "never",
-        "--label", f"{SANDBOX_LABEL}={SANDBOX_ROLE}",
+        "--label", f"{SANDBOX_LABEL}={SANDBOX_ROLE}", *extra,
         "--network", "none",
         "--read-only",
         "--user", CONTAINER_USER,
@@ -290,13 +300,15 @@ def stopped_notebook(submitted: dict, why: str) -> dict:
     return notebook
 
 
-def isolation_plan(limits: Limits, uid: int, hide=HIDDEN_DIRECTORIES) -> dict[str, Any]:
-    """What the runner of a process sandbox does to itself before it reads the request."""
+def isolation_plan(limits: Limits, uid: int, own: Path, hide=HIDDEN_DIRECTORIES) -> dict[str, Any]:
+    """What the runner of a process sandbox does to itself before it reads the request; `own`
+    is the directory of its work directory and home, which stays writable."""
     mb = 1024 * 1024
     return {
         "uid": uid,
         "gid": uid,
         "hide": list(hide),
+        "writable": [str(own)],
         "rlimits": {
             "RLIMIT_AS": limits.memory_mb * mb,
             "RLIMIT_NPROC": limits.pids,
@@ -402,11 +414,16 @@ class DockerSandbox:
     name = "docker"
 
     def __init__(
-        self, image: str = DEFAULT_IMAGE, limits: Limits | None = None, docker: str = "docker"
+        self,
+        image: str = DEFAULT_IMAGE,
+        limits: Limits | None = None,
+        docker: str = "docker",
+        labels: Mapping[str, str] | None = None,
     ):
         self.image = image
         self.limits = limits or Limits()
         self.docker = docker
+        self.labels = dict(labels or {})
 
     async def _docker(self, *args: str, timeout: float = 60) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
@@ -420,11 +437,21 @@ class DockerSandbox:
             return -1, f"docker {args[0]} did not answer within {timeout} s"
         return proc.returncode, out.decode(errors="replace").strip()
 
+    async def _remove(self, name: str) -> None:
+        """Remove the container; the engine may refuse while it is still taking it down."""
+        said = ""
+        for attempt in range(5):
+            code, said = await self._docker("rm", "--force", name)
+            if code == 0 or "No such container" in said:
+                return
+            await asyncio.sleep(0.5 * (attempt + 1))
+        log.error("could not remove grading container %s: %s", name, said)
+
     async def execute(self, notebook_json: dict, files: Path | None) -> Execution:
         started = time.monotonic()
         name = f"learnhub-grade-{uuid.uuid4().hex[:16]}"
         data = await asyncio.to_thread(request_archive, notebook_json, files, self.limits)
-        command = container_run_command(self.image, self.limits, name, self.docker)
+        command = container_run_command(self.image, self.limits, name, self.docker, self.labels)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command,
@@ -459,9 +486,7 @@ class DockerSandbox:
                 elif proc.returncode in (137, -9):
                     killed_why = "the sandbox was killed"
         finally:
-            code, said = await self._docker("rm", "--force", name)
-            if code != 0 and "No such container" not in said:
-                log.error("could not remove grading container %s: %s", name, said)
+            await self._remove(name)
         return _finish(
             notebook_json,
             stdout,
@@ -478,13 +503,14 @@ class ProcessSandbox:
     """A subprocess of the hub's Python, for machines without Docker. Weaker than a container.
 
     As root: a fresh uid per execution (so the process limit counts only this notebook and it
-    can read no one's private files), new mount and network namespaces (no network; /root and
-    /home hidden behind empty tmpfs), rlimits on address space, processes, CPU time, file size
-    and open files, a minimal environment in a fresh temporary directory, and every process of
-    that uid killed at the end. Not root: rlimits and a minimal environment only (and a network
-    namespace where unprivileged user namespaces are allowed), with a warning per missing part.
-    Weaker all the same: it shares the hub's kernel, filesystem view (read-only for it, not
-    invisible) and process table; memory is limited per process, not in total.
+    can read no one's private files), new mount and network namespaces (no network; /root,
+    /home, /tmp, /var/tmp and /dev/shm hidden behind empty tmpfs but for its own directory),
+    rlimits on address space, processes, CPU time, file size and open files, a minimal
+    environment in a fresh temporary directory, and every process of that uid killed at the
+    end. Not root: rlimits and a minimal environment only (and a network namespace where
+    unprivileged user namespaces are allowed), with a warning per missing part. Weaker all
+    the same: it shares the hub's kernel, the rest of its filesystem (world-readable files
+    stay readable), and its process table; memory is limited per process, not in total.
     """
 
     weaker = True
@@ -506,7 +532,7 @@ class ProcessSandbox:
                 os.chown(directory, uid, uid)
         tmp.chmod(0o711)
         data = await asyncio.to_thread(request_archive, notebook_json, files, self.limits)
-        plan = isolation_plan(self.limits, uid)
+        plan = isolation_plan(self.limits, uid, tmp)
         command = [self.python, "-I", str(RUNNER), "--workdir", str(work)]
         command += ["--isolate", json.dumps(plan)]
         timed_out = False

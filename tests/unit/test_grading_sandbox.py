@@ -49,7 +49,13 @@ def option(command: list[str], name: str) -> list[str]:
 
 
 def test_container_spec_confines_the_submission():
-    command = container_run_command("learnhub/grader:1", LIMITS, "learnhub-grade-x")
+    command = container_run_command(
+        "learnhub/grader:1", LIMITS, "learnhub-grade-x", labels={"org.learnhub.submission": "7"}
+    )
+    assert option(command, "--label") == [
+        "org.learnhub.role=grading-sandbox",
+        "org.learnhub.submission=7",
+    ]
     assert command[:2] == ["docker", "run"] and command[-1] == "learnhub/grader:1"
     assert option(command, "--network") == ["none"]
     assert "--read-only" in command and "--init" in command and "--interactive" in command
@@ -129,13 +135,14 @@ def test_limits_are_checked(bad):
 
 
 def test_isolation_plan_and_environment_of_the_process_sandbox(tmp_path):
-    plan = isolation_plan(LIMITS, 1_500_000_123)
+    plan = isolation_plan(LIMITS, 1_500_000_123, tmp_path)
+    assert plan["writable"] == [str(tmp_path)]
     assert plan["uid"] == plan["gid"] == 1_500_000_123
     assert plan["rlimits"]["RLIMIT_AS"] == 300 * 2**20
     assert plan["rlimits"]["RLIMIT_NPROC"] == 50
     assert plan["rlimits"]["RLIMIT_CPU"] > LIMITS.notebook_timeout_s
     assert plan["rlimits"]["RLIMIT_CORE"] == 0
-    assert "/root" in plan["hide"] and "/home" in plan["hide"]
+    assert {"/root", "/home", "/tmp", "/dev/shm"} <= set(plan["hide"])
     env = process_environment(tmp_path, "/opt/venv/bin/python")
     assert env["HOME"] == str(tmp_path) and env["PATH"].startswith("/opt/venv/bin:")
     assert not {k for k in env if "TOKEN" in k or "SECRET" in k or k.startswith("JUPYTERHUB")}
