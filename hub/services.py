@@ -88,9 +88,14 @@ def _with_entry(entries: list[dict], entry: dict) -> list[dict]:
 
 
 def update_services(c, settings: Settings) -> None:
-    """Run the idle culler as a managed hub service with a least-privilege role."""
+    """The hub services of this module: the retention service, and the idle culler."""
     # The retention service (expiry, a person's data on request) runs whatever the culler.
     update_retention_service(c, settings)
+    update_culler(c, settings)
+
+
+def update_culler(c, settings: Settings) -> None:
+    """Run the idle culler as a managed hub service with a least-privilege role."""
     culler = settings["culler"]
     check_culler(culler)
     if not culler["enabled"]:

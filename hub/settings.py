@@ -274,12 +274,12 @@ SCHEMA: dict[str, Any] = {
             "learners fetch and submit through",
             "properties": {
                 "port": {
-                    "type": "integer",
+                    "type": ["integer", "null"],
                     "minimum": 1,
                     "maximum": 65535,
-                    "default": 8082,
+                    "default": None,
                     "description": "port of the course service (the exchange), on the address "
-                    "learner servers reach the hub API at; default 8082",
+                    "learner servers reach the hub API at; default (null) hub.api_port + 1",
                 },
                 "template": {
                     "type": ["string", "null"],
@@ -305,11 +305,11 @@ SCHEMA: dict[str, Any] = {
             "and sends the score to the LMS",
             "properties": {
                 "port": {
-                    "type": "integer",
+                    "type": ["integer", "null"],
                     "minimum": 1,
                     "maximum": 65535,
-                    "default": 8083,
-                    "description": "port of the grading service; default 8083",
+                    "default": None,
+                    "description": "port of the grading service; default (null) hub.api_port + 2",
                 },
                 "workers": {
                     "type": ["integer", "null"],

@@ -225,9 +225,10 @@ def write_settings(path: Path, url: str, **extra) -> None:
         "proxy:",
         f"  api_port: {proxy_port}",
     ]
-    # Every test hub runs its own course service: a port of its own too.
-    courses = {"port": free_port(), **extra.pop("courses", {})}
-    lines.append(f"courses: {json.dumps(courses)}")
+    # Every test hub runs its own course and grading services: ports of their own too.
+    for section in ("courses", "grading"):
+        values = {"port": free_port(), **extra.pop(section, {})}
+        lines.append(f"{section}: {json.dumps(values)}")
     for key, value in extra.items():
         lines.append(f"{key}: {json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n")

@@ -47,7 +47,7 @@ def course_service(
         env["LEARNHUB_COURSE_OWNER_UID"] = str(owner_uid)
     return {
         "name": SERVICE_NAME,
-        "url": f"http://{ip}:{settings['courses']['port']}",
+        "url": f"http://{ip}:{settings['courses']['port'] or settings['hub']['api_port'] + 1}",
         "command": [sys.executable, "-m", "learnhub.courses.service"],
         "api_token": token,
         "environment": env,
@@ -113,7 +113,7 @@ def update_grading(c, settings: Settings, *, connect_ip: str, containers: bool) 
         env["LEARNHUB_COURSE_OWNER_UID"] = str(CONTAINER_UID)
     service = {
         "name": GRADING,
-        "url": f"http://{connect_ip}:{grading['port']}",
+        "url": f"http://{connect_ip}:{grading['port'] or settings['hub']['api_port'] + 2}",
         "command": [sys.executable, "-m", "learnhub.grading.service"],
         "environment": env,
         "display": False,

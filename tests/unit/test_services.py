@@ -11,7 +11,7 @@ from learnhub.services import (
     IDLE_CULLER,
     activity_interval,
     idle_culler_command,
-    update_services,
+    update_culler,
 )
 from learnhub.settings import SettingsError, load_settings
 
@@ -24,7 +24,7 @@ def settings_with(tmp_path, culler=None):
 
 def test_defaults_cull_after_an_hour_checking_every_five_minutes(tmp_path):
     c = Config()
-    update_services(c, settings_with(tmp_path))
+    update_culler(c, settings_with(tmp_path))
     [service] = c.JupyterHub.services
     assert service == {
         "name": "idle-culler",
@@ -48,7 +48,7 @@ def test_defaults_cull_after_an_hour_checking_every_five_minutes(tmp_path):
 
 def test_the_role_holds_only_what_stopping_servers_needs(tmp_path):
     c = Config()
-    update_services(c, settings_with(tmp_path))
+    update_culler(c, settings_with(tmp_path))
     [role] = c.JupyterHub.load_roles
     assert role["name"] == "idle-culler"
     assert role["services"] == ["idle-culler"]
@@ -59,7 +59,7 @@ def test_the_role_holds_only_what_stopping_servers_needs(tmp_path):
 def test_values_come_from_the_settings(tmp_path):
     c = Config()
     culler = {"idle_timeout": 7200, "check_every": 600, "max_age": 86400}
-    update_services(c, settings_with(tmp_path, culler))
+    update_culler(c, settings_with(tmp_path, culler))
     command = c.JupyterHub.services[0]["command"]
     assert "--timeout=7200" in command
     assert "--cull-every=600" in command
@@ -78,7 +78,7 @@ def test_activity_reports_come_well_within_the_timeout(idle_timeout, interval):
 def test_short_timeouts_make_learner_servers_report_more_often(tmp_path):
     c = Config()
     c.Spawner.environment = {"LEARNHUB_FRAME_ANCESTORS": "https://lms.example.edu"}
-    update_services(c, settings_with(tmp_path, {"idle_timeout": 30, "check_every": 5}))
+    update_culler(c, settings_with(tmp_path, {"idle_timeout": 30, "check_every": 5}))
     assert c.JupyterHub.last_activity_interval == 5
     assert c.Spawner.environment == {
         "LEARNHUB_FRAME_ANCESTORS": "https://lms.example.edu",
@@ -88,7 +88,7 @@ def test_short_timeouts_make_learner_servers_report_more_often(tmp_path):
 
 def test_disabled_adds_no_service_and_no_role(tmp_path):
     c = Config()
-    update_services(c, settings_with(tmp_path, {"enabled": False}))
+    update_culler(c, settings_with(tmp_path, {"enabled": False}))
     assert "services" not in c.JupyterHub
     assert "load_roles" not in c.JupyterHub
     assert "last_activity_interval" not in c.JupyterHub
@@ -100,7 +100,7 @@ def test_services_and_roles_set_by_other_code_are_kept(tmp_path):
     other_role = {"name": "retention", "scopes": ["admin:users"], "services": ["retention"]}
     c.JupyterHub.services = [other_service]
     c.JupyterHub.load_roles.append(other_role)  # a lazy append is merged too
-    update_services(c, settings_with(tmp_path))
+    update_culler(c, settings_with(tmp_path))
     assert [s["name"] for s in c.JupyterHub.services] == ["retention", IDLE_CULLER]
     assert c.JupyterHub.services[0] == other_service
     assert [r["name"] for r in c.JupyterHub.load_roles] == ["retention", IDLE_CULLER]
@@ -110,8 +110,8 @@ def test_services_and_roles_set_by_other_code_are_kept(tmp_path):
 def test_applying_twice_does_not_duplicate(tmp_path):
     c = Config()
     settings = settings_with(tmp_path)
-    update_services(c, settings)
-    update_services(c, settings)
+    update_culler(c, settings)
+    update_culler(c, settings)
     assert [s["name"] for s in c.JupyterHub.services] == [IDLE_CULLER]
     assert [r["name"] for r in c.JupyterHub.load_roles] == [IDLE_CULLER]
 
@@ -147,7 +147,7 @@ def test_bad_values_name_the_key_and_the_fix(tmp_path, culler, message):
 def test_checking_less_often_than_the_timeout_is_refused(tmp_path):
     settings = settings_with(tmp_path, {"idle_timeout": 60})  # check_every stays 300
     with pytest.raises(SettingsError) as raised:
-        update_services(Config(), settings)
+        update_culler(Config(), settings)
     assert str(raised.value) == (
         "'culler.check_every' is 300, longer than 'culler.idle_timeout' (60): idle servers "
         "would run up to 360 seconds; set culler.check_every to at most 60"
