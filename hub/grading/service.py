@@ -111,6 +111,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+# One event loop and one sandbox per worker process, kept between submissions: a sandbox may
+# prepare the next submission's container while this one is graded.
+_WORKER: dict = {}
+
+
+def _worker_state(spec: SandboxSpec):
+    if _WORKER.get("spec") != spec:
+        _WORKER.update(spec=spec, loop=_WORKER.get("loop") or asyncio.new_event_loop())
+        _WORKER["sandbox"] = spec.build()
+    return _WORKER["loop"], _WORKER["sandbox"]
+
+
 def grade_in_worker_process(
     course_root: str, assignment: str, student: str, spec: SandboxSpec
 ) -> dict:
@@ -119,7 +131,10 @@ def grade_in_worker_process(
     nbgrader changes the process's working directory and environment while it grades, so
     two gradings must never share a process: each runs in a process of the pool.
     """
-    result = asyncio.run(autograde_submission(Path(course_root), assignment, student, spec.build()))
+    loop, sandbox = _worker_state(spec)
+    result = loop.run_until_complete(
+        autograde_submission(Path(course_root), assignment, student, sandbox)
+    )
     return {
         "score": result.score,
         "max_score": result.max_score,
