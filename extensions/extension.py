@@ -12,6 +12,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import labextension_path
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
+from .courses import course_page_config_hook
 from .grader import grader_handlers
 from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
 from .mydata import my_data_handlers
@@ -106,8 +107,10 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     if learnhub.strict_transport_security:
         headers[HSTS] = learnhub.strict_transport_security
 
-    settings["page_config_hook"] = token_page_config_hook(
-        settings.get("page_config_hook"), PLUGINS_OFF.get(role, PLUGINS_OFF["learner"])
+    settings["page_config_hook"] = course_page_config_hook(
+        token_page_config_hook(
+            settings.get("page_config_hook"), PLUGINS_OFF.get(role, PLUGINS_OFF["learner"])
+        )
     )
 
     # Tk: N on every response to a request, or a launch session, that refuses tracking.

@@ -101,17 +101,17 @@ class FormgraderHandler(BaseHandler):
     def courses(self) -> CourseAccess:
         return self.settings[COURSES_SETTINGS_KEY]
 
-    async def get(self, course_id):
+    async def get(self, course_id=None):
         user = self.current_user
         if user is None:
             raise web.HTTPError(
                 403,
-                "Open formgrader from JupyterLab (LearnHub menu) after launching from your "
+                "Open formgrader from JupyterLab (Course menu) after launching from your "
                 "course, or log in first.",
             )
         await self.open_formgrader(user, course_id)
 
-    async def post(self, course_id):
+    async def post(self, course_id=None):
         from ..session import SESSION_TOKEN_NOTE  # the session module imports this one
 
         token = self.get_body_argument("token", "")
@@ -125,8 +125,20 @@ class FormgraderHandler(BaseHandler):
         self.set_login_cookie(user)
         await self.open_formgrader(user, course_id)
 
-    async def open_formgrader(self, user, course_id: str) -> None:
+    async def open_formgrader(self, user, course_id: str | None) -> None:
         store = self.authenticator.store
+        if course_id is None:
+            # From JupyterLab's Course menu: straight to the one course, or a choice.
+            staff = [e for e in store.enrollments_of(user.name) if e.is_staff]
+            if len(staff) != 1:
+                self.set_header("Content-Type", "text/html; charset=utf-8")
+                self.finish(
+                    self.get_template("learnhub-courses.html", sync=True).render(
+                        base_url=self.hub.base_url, courses=courses_of(store, user.name, self.hub)
+                    )
+                )
+                return
+            course_id = staff[0].course_id
         enrollment = store.enrollment(user.name, course_id) if COURSE_ID.match(course_id) else None
         if enrollment is None or not enrollment.is_staff:
             raise web.HTTPError(403, "Only the course's instructors and TAs can open formgrader.")
@@ -149,29 +161,36 @@ class FormgraderHandler(BaseHandler):
         self.redirect(url_path_join(grader.url, "formgrader/"))
 
 
+def courses_of(store, username: str, hub) -> list[dict]:
+    """A person's courses, their role, and for staff the way to the course's formgrader."""
+    courses = []
+    for enrollment in store.enrollments_of(username):
+        record = store.course(enrollment.course_id)
+        formgrader = url_path_join(
+            hub.base_url, "learnhub/courses", enrollment.course_id, "formgrader"
+        )
+        courses.append(
+            {
+                "course_id": enrollment.course_id,
+                "title": record.title if record else enrollment.course_id,
+                "role": enrollment.role,
+                "formgrader": formgrader if enrollment.is_staff else None,
+            }
+        )
+    return courses
+
+
 class CoursesOfUserHandler(BaseHandler):
     """/hub/learnhub/courses: the signed-in person's courses, as JSON for hub pages."""
 
     @web.authenticated
     def get(self):
-        store = self.authenticator.store
-        courses = []
-        for enrollment in store.enrollments_of(self.current_user.name):
-            record = store.course(enrollment.course_id)
-            courses.append(
-                {
-                    "course_id": enrollment.course_id,
-                    "title": record.title if record else enrollment.course_id,
-                    "role": enrollment.role,
-                    "formgrader": url_path_join(
-                        self.hub.base_url, "learnhub/courses", enrollment.course_id, "formgrader"
-                    )
-                    if enrollment.is_staff
-                    else None,
-                }
-            )
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"courses": courses}))
+        self.finish(
+            json.dumps(
+                {"courses": courses_of(self.authenticator.store, self.current_user.name, self.hub)}
+            )
+        )
 
 
 def course_handlers() -> list[tuple[str, type]]:
@@ -179,4 +198,5 @@ def course_handlers() -> list[tuple[str, type]]:
     return [
         (r"/learnhub/courses", CoursesOfUserHandler),
         (r"/learnhub/courses/([^/]+)/formgrader", FormgraderHandler),
+        (r"/learnhub/formgrader", FormgraderHandler),
     ]

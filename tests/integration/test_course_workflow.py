@@ -403,3 +403,53 @@ def test_lti11_learner_reaches_the_same_course_service(course_hub, course_lms):
     course_id = course_id_of(course_hub, "py-303")
     listed = learner_api(launch, "GET", "assignments", params={"course_id": course_id}).json()
     assert listed == {"success": True, "value": []}, listed
+
+
+def test_course_menu_opens_the_only_course_or_offers_a_choice(course_hub, course_lms):
+    """JupyterLab's Course > Formgrader posts the launch token to /hub/learnhub/formgrader."""
+    client = CookielessClient()
+    first = launch_from(
+        course_hub.url,
+        lti13_launch(client, course_lms, user_id="teacher-9", roles=[Role.INSTRUCTOR],
+                     context="py-909"),
+    )  # fmt: skip
+    course = course_id_of(course_hub, "py-909")
+    opened = requests.post(
+        f"{course_hub.url}/hub/learnhub/formgrader", data={"token": first.token}, timeout=180
+    )
+    assert opened.status_code == 200 and f"/user/grader-{course}/formgrader/" in opened.url
+
+    second = launch_from(
+        course_hub.url,
+        lti13_launch(client, course_lms, user_id="teacher-9", roles=[Role.INSTRUCTOR],
+                     context="py-910"),
+    )  # fmt: skip
+    choice = requests.post(
+        f"{course_hub.url}/hub/learnhub/formgrader", data={"token": second.token}, timeout=60
+    )
+    assert choice.status_code == 200 and choice.url.endswith("/hub/learnhub/formgrader")
+    for context in ("py-909", "py-910"):
+        (title,) = course_hub.query(
+            "select title from learnhub_courses where context_id = ?", context
+        )[0]
+        assert title in choice.text
+        assert f"/hub/learnhub/courses/{course_id_of(course_hub, context)}/formgrader" in (
+            choice.text
+        )
+
+    # A learner of the course, or a made-up token, gets no formgrader.
+    learner = launch_from(
+        course_hub.url,
+        lti13_launch(CookielessClient(), course_lms, user_id="s-909", context="py-909"),
+    )
+    refused = requests.post(
+        f"{course_hub.url}/hub/learnhub/courses/{course}/formgrader",
+        data={"token": learner.token}, timeout=60,
+    )  # fmt: skip
+    assert refused.status_code == 403
+    assert "instructors and TAs can open formgrader" in refused.text
+    forged = requests.post(
+        f"{course_hub.url}/hub/learnhub/formgrader", data={"token": "0" * 32}, timeout=60
+    )
+    assert forged.status_code == 403 and "session has expired" in forged.text
+    assert "Traceback" not in forged.text and "0" * 32 not in forged.text

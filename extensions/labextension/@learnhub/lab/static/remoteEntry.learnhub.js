@@ -272,6 +272,50 @@
     }
   };
 
+  var FORMGRADER_COMMAND = 'learnhub:open-formgrader';
+
+  /**
+   * Formgrader, for instructors and TAs (page config learnhubStaff). An LMS session has no
+   * hub cookie, and a token must not go in a URL: the launch token is posted to the hub in
+   * a form whose target is a new tab, where the hub sets its cookie (first party there) and
+   * sends the person on to their course's formgrader.
+   */
+  function openFormgrader(config) {
+    var prefix = (config.hubPrefix || '/hub/').replace(/\/?$/, '/');
+    var form = document.createElement('form');
+    form.method = 'POST';
+    form.action = (config.hubHost || '') + prefix + 'learnhub/formgrader';
+    form.target = '_blank';
+    form.rel = 'noopener';
+    var field = document.createElement('input');
+    field.type = 'hidden';
+    field.name = 'token';
+    field.value = config.token || '';
+    form.appendChild(field);
+    document.body.appendChild(form);
+    form.submit();
+    document.body.removeChild(form);
+  }
+
+  var formgraderLink = {
+    id: NAME + ':formgrader-link',
+    description: "Adds Course > Formgrader for a course's instructors and TAs.",
+    autoStart: true,
+    activate: function (app) {
+      var config = pageConfig();
+      app.commands.addCommand(FORMGRADER_COMMAND, {
+        label: 'Formgrader',
+        caption: 'Grade and give feedback in your course (opens a new tab)',
+        isVisible: function () {
+          return !!config.learnhubStaff;
+        },
+        execute: function () {
+          openFormgrader(config);
+        }
+      });
+    }
+  };
+
   window._JUPYTERLAB = window._JUPYTERLAB || {};
   window._JUPYTERLAB[NAME] = {
     // Nothing to share or to take from the shared scope.
@@ -284,7 +328,7 @@
       }
       // __esModule makes JupyterLab read the plugins from `default`, as for a built module.
       return Promise.resolve(function () {
-        return { __esModule: true, default: [plugin, privacyLink, myDataLink] };
+        return { __esModule: true, default: [plugin, privacyLink, myDataLink, formgraderLink] };
       });
     }
   };
