@@ -25,6 +25,8 @@ from .store import Store
 DEMO_CONSUMER_KEY = "learnhub-demo"
 DEMO_CLIENT_ID = "learnhub-demo"
 DEMO_DEPLOYMENT_ID = "demo-deployment"
+# Read by the course service (see courses.service) when courses.template is not set.
+DEMO_TEMPLATE_ENV = "LEARNHUB_DEMO_COURSE_TEMPLATE"
 
 
 def _store(settings: Settings) -> Store:
@@ -212,6 +214,10 @@ def cmd_run(settings: Settings, args) -> int:
         lms_url = f"http://127.0.0.1:{settings['demo']['lms_port']}"
         secret = ensure_demo_registrations(settings, lms_url)
         env_lms = {**env, "LEARNHUB_DEMO_LMS_SECRET": secret}
+        # The demo course is the repository's PY4E course, unless settings name another.
+        demo_course = hub_config_file().parent / "assignments"
+        if settings["courses"]["template"] is None and (demo_course / "source").is_dir():
+            env[DEMO_TEMPLATE_ENV] = str(demo_course)
         children.append(
             subprocess.Popen(
                 [
@@ -236,6 +242,8 @@ def cmd_run(settings: Settings, args) -> int:
             f"\nLearnHub is starting at {settings.public_url}\n"
             f"Try a launch: open {lms_url}/course and press 'Launch as learner' "
             "(LTI 1.1 or 1.3).\n"
+            "As instructor, open Course > Formgrader in JupyterLab to release the PY4E "
+            "assignments.\n"
             f"Staff log in at {settings.public_url}/hub/login (sign up as 'admin' first).\n",
             flush=True,
         )

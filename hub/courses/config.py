@@ -20,6 +20,10 @@ CONTAINER_UID = 1000
 SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", ACCESS_SCOPE]
 
 
+# Variables of the hub's environment its LearnHub services need too.
+PASSED_ON = ("LEARNHUB_CRYPT_KEY", "LEARNHUB_PSEUDONYM_KEY", "LEARNHUB_DEMO_COURSE_TEMPLATE")
+
+
 def service_environment(settings: Settings, environ=os.environ) -> dict[str, str]:
     """What a LearnHub hub service needs to load the same settings as the hub.
 
@@ -34,7 +38,7 @@ def service_environment(settings: Settings, environ=os.environ) -> dict[str, str
     if settings.source is not None:
         env["LEARNHUB_CONFIG"] = str(Path(settings.source).resolve())
     for name, value in environ.items():
-        if name in ("LEARNHUB_CRYPT_KEY", "LEARNHUB_PSEUDONYM_KEY") or name.startswith("PG"):
+        if name in PASSED_ON or name.startswith("PG"):
             env[name] = value
     return env
 

@@ -399,7 +399,7 @@ def service_from_environment(environ=os.environ) -> tuple[CourseService, str, in
     """Build the service from the settings and what JupyterHub gives a managed service."""
     settings = load_settings(environ=environ)
     owner = environ.get("LEARNHUB_COURSE_OWNER_UID")
-    template = settings["courses"]["template"]
+    template = settings["courses"]["template"] or environ.get("LEARNHUB_DEMO_COURSE_TEMPLATE")
     service = CourseService(
         store=Store(settings.database_url, settings.crypt_key),
         courses=CourseDirectories(
