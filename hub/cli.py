@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from . import images, passback
 from .config import find_proxy_command
+from .grading import cli as grading_cli
 from .privacy import analytics, breach, report, retention
 from .privacy.policy import policy_findings
 from .privacy.tls import tls_findings
@@ -362,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     breach.add_commands(commands)
     analytics.add_commands(commands)
     passback.add_commands(commands)
+    grading_cli.add_commands(commands)
     retention.add_commands(commands)
     report.add_commands(commands)
     return parser
