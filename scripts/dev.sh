@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 CHP_VERSION=5.3.0
+# axe-core: the accessibility checker the browser tests inject into LearnHub's pages.
+AXE_VERSION=4.11.0
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
@@ -45,6 +47,9 @@ install() {
     fi
     if [ ! -x "$VENV/node_modules/.bin/configurable-http-proxy" ]; then
         npm install --silent --no-audit --no-fund --prefix "$VENV" "configurable-http-proxy@$CHP_VERSION"
+    fi
+    if [ "$extras" = test ] && [ ! -f "$VENV/node_modules/axe-core/axe.min.js" ]; then
+        npm install --silent --no-audit --no-fund --prefix "$VENV" "axe-core@$AXE_VERSION"
     fi
 }
 

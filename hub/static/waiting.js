@@ -18,9 +18,20 @@
     window.location.replace(config.labUrl + "?token=" + encodeURIComponent(config.token));
   }
 
+  // The hub's reason, in words for a learner: without the "Spawn failed:" prefix and
+  // without the internal addresses of servers, which mean nothing to them.
+  function plain(message) {
+    var text = String(message || "").replace(/^\s*Spawn failed:\s*/i, "");
+    text = text.replace(/\bServer at \S+/g, "Your server").replace(/https?:\/\/\S+/g, "your server");
+    return text || "The server failed to start.";
+  }
+
   function fail(message) {
+    document.getElementById("heading").textContent = "Your workspace could not be opened";
     statusEl.textContent = "Your server could not start.";
-    document.getElementById("failure-message").textContent = message;
+    bar.hidden = true;
+    document.getElementById("hint").hidden = true;
+    document.getElementById("failure-message").textContent = "What happened: " + plain(message);
     document.getElementById("failure").hidden = false;
   }
 

@@ -2,21 +2,19 @@
 
 import pytest
 
-from tests.e2e.conftest import screenshot
-
 pytestmark = pytest.mark.e2e
 
 LAB_TIMEOUT_MS = 150_000
 
 
-def test_learner_gets_jupyterlab_inside_the_lms_frame(browser, hub, lms):
+def test_learner_gets_jupyterlab_inside_the_lms_frame(browser, hub, lms, journey):
     page = browser.new_page()
     cookies_sent, elsewhere = [], []
     page.on(
         "request",
         lambda r: (
             cookies_sent.append(r.url)
-            if r.url.startswith(hub.url) and "cookie" in r.headers
+            if r.url.startswith(hub.url) and "cookie" in r.all_headers()
             else None
         ),
     )
@@ -28,14 +26,16 @@ def test_learner_gets_jupyterlab_inside_the_lms_frame(browser, hub, lms):
             else elsewhere.append(r.url)
         ),
     )
-    page.goto(f"{lms.url}/course")
-    if browser.blocked:
-        assert page.evaluate("document.cookie = 'probe=1'; document.cookie") == ""
+    with journey.step("open the LMS course page", page):
+        page.goto(f"{lms.url}/course")
+        if browser.blocked:
+            assert page.evaluate("document.cookie = 'probe=1'; document.cookie") == ""
     log_before = len(hub.log_path.read_text())
 
-    page.get_by_role("button", name="Launch as learner (LTI 1.3)").click()
-    tool = page.frame_locator("iframe[name=tool]")
-    try:
+    with journey.step("launch as learner (LTI 1.3)"):
+        page.get_by_role("button", name="Launch as learner (LTI 1.3)").click()
+        tool = page.frame_locator("iframe[name=tool]")
+    with journey.step("JupyterLab loads in the frame, kernel logos too"):
         tool.locator(".jp-DirListing-content").wait_for(timeout=LAB_TIMEOUT_MS)
         tool.locator(".jp-LauncherCard img").first.wait_for(timeout=30_000)
         # The frame is another origin: run the check inside it, not from the LMS page.
@@ -45,10 +45,6 @@ def test_learner_gets_jupyterlab_inside_the_lms_frame(browser, hub, lms):
             ".every(i => i.complete && i.naturalWidth > 0)",
             timeout=30_000,
         )
-    except Exception:
-        shot = screenshot(page, f"lab-in-frame-{'blocked' if browser.blocked else 'allowed'}")
-        pytest.fail(f"JupyterLab did not load in the frame; screenshot: {shot}")
-    screenshot(page, f"lab-in-frame-{'blocked' if browser.blocked else 'allowed'}")
 
     assert "/lab" in frame.evaluate("() => window.location.pathname")
     assert "token" not in frame.evaluate("() => window.location.href")
