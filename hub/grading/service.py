@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import tarfile
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -196,6 +197,7 @@ class GradingService:
             self.store.engine, tables=[GradeSnapshot.__table__, FeedbackMode.__table__]
         )
         self.pool = new_pool(self.workers)
+        self._sync_lock = threading.Lock()
 
     # the work
 
@@ -273,7 +275,20 @@ class GradingService:
         messages = list(result["messages"])
         if result["weaker"]:
             messages.insert(0, WEAKER_SANDBOX)
-        self.queue.finish(
+        if self.feedback_mode(job.course_id, job.assignment_id) == "auto":
+            # Before the job counts as graded: a crash here grades (and releases) again.
+            await asyncio.get_running_loop().run_in_executor(
+                self.pool,
+                generate_feedback_in_worker_process,
+                str(course_root),
+                job.assignment_id,
+                job.student,
+            )
+            await asyncio.to_thread(self.release_feedback, job)
+        # The score to the LMS before the job counts as graded (the sync loop would also
+        # find it on its next pass, but a finished job should mean a queued grade).
+        await asyncio.to_thread(self.sync_course, job.course_id)
+        if not self.queue.finish(
             job,
             worker,
             JobState.GRADED,
@@ -283,20 +298,11 @@ class GradingService:
             sandbox=result["sandbox"],
             tampered=result["tampered"],
             messages=messages,
-        )
+        ):
+            log.warning("job %d was taken by another worker while graded here", job.id)
         log.info(
             "graded job %d in %.1fs (%s sandbox)", job.id, result["seconds"], result["sandbox"]
         )
-        await asyncio.to_thread(self.sync_course, job.course_id)
-        if self.feedback_mode(job.course_id, job.assignment_id) == "auto":
-            await asyncio.get_running_loop().run_in_executor(
-                self.pool,
-                generate_feedback_in_worker_process,
-                str(course_root),
-                job.assignment_id,
-                job.student,
-            )
-            await asyncio.to_thread(self.release_feedback, job)
 
     def _collect(self, course_root: Path, job: Job, source: Path) -> None:
         """Copy the submission where nbgrader looks: submitted/<student>/<assignment>/."""
@@ -330,6 +336,11 @@ class GradingService:
 
     def sync_course(self, course_id: str) -> int:
         """Queue for the LMS every score that differs from what was last queued; how many."""
+        # Workers and the sync loop all call this: one pass at a time in this process.
+        with self._sync_lock:
+            return self._sync_course(course_id)
+
+    def _sync_course(self, course_id: str) -> int:
         queued = 0
         with self.store.session() as s:
             rows = s.scalars(select(GradeSnapshot).where(GradeSnapshot.course_id == course_id))

@@ -17,6 +17,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from learnhub.cli import main
 from learnhub.courses.coursedir import CourseDirectories
 from learnhub.courses.exchange import ExchangeStore
 from learnhub.grading.queue import GradingQueue, JobState
@@ -82,6 +83,9 @@ def course(tmp_path, monkeypatch):
     }
     # nbgrader's Gradebook runs `alembic` from PATH, here as in the service.
     monkeypatch.setenv("PATH", env["PATH"])
+    # And `learnhub` commands run in this process read the same settings.
+    monkeypatch.setenv("LEARNHUB_CONFIG", env["LEARNHUB_CONFIG"])
+    monkeypatch.setenv("LEARNHUB_STATE_DIR", env["LEARNHUB_STATE_DIR"])
     settings = load_settings(config, environ=env)
     store = Store(settings.database_url, settings.crypt_key)
     store.record_launch(
@@ -138,6 +142,8 @@ def test_killed_mid_batch_every_submission_is_graded_once(course, tmp_path):
     env, store, courses, students = course
     queue = GradingQueue(store)
     log = tmp_path / "grading.log"
+    # Feedback of this assignment goes to learners as soon as they are graded.
+    assert main(["grading", "feedback", COURSE, ASSIGNMENT, "auto"]) == 0
 
     service = start_service(env, log)
     try:
@@ -178,6 +184,12 @@ def test_killed_mid_batch_every_submission_is_graded_once(course, tmp_path):
     # The looping one was stopped at the cell limit and the instructor is told so.
     looping = next(j for j in queue.jobs() if j.student.endswith("loops"))
     assert any("3 s" in m or "longer than" in m for m in looping.messages), looping.messages
+
+    # Feedback was released to each learner without waiting for staff.
+    exchange = ExchangeStore(courses.root.parent / "exchange")
+    for student in students:
+        [submission] = exchange.submissions(COURSE, ASSIGNMENT, student)
+        assert set(submission.feedback()) == {ASSIGNMENT}, student
 
     # Every score waits for the LMS exactly once per learner (no launch: no target yet).
     entries = [e for e in GradeOutbox(store).entries(course_id=COURSE)]
