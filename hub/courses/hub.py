@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from jupyterhub import orm, roles
 from jupyterhub.handlers import BaseHandler
@@ -57,25 +58,26 @@ class CourseAccess:
             if group is not None and role not in group.roles:
                 roles.grant_role(db, group, role.name, managed=True)
 
-    def _sync_request(self, course_id: str) -> HTTPRequest:
+    def _sync_request(self, course_id: str, username: str | None = None) -> HTTPRequest:
+        url = url_path_join(self.service_url, self.service_prefix, "api/courses", course_id, "sync")
         return HTTPRequest(
-            url_path_join(self.service_url, self.service_prefix, "api/courses", course_id, "sync"),
+            url + (f"?{urlencode({'student': username})}" if username else ""),
             method="POST",
             body=b"",
             headers={"Authorization": f"token {self.service_token}"},
             request_timeout=60,
         )
 
-    async def ensure(self, course_id: str) -> None:
+    async def ensure(self, course_id: str, username: str | None = None) -> None:
         """Have the course service make the course now (waits for it)."""
-        await AsyncHTTPClient().fetch(self._sync_request(course_id))
+        await AsyncHTTPClient().fetch(self._sync_request(course_id, username))
 
     def notify(self, course_id: str, username: str, *, created: bool) -> None:
         """Tell the course service about a launch, without making the launch wait."""
 
         async def send():
             try:
-                await self.ensure(course_id)
+                await self.ensure(course_id, username)
             except (HTTPClientError, OSError) as e:
                 # The service makes the course on the first exchange call anyway.
                 log.warning("Course service did not take course %s yet: %s", course_id, e)

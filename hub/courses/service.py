@@ -132,12 +132,21 @@ class CourseService:
     def role_in(self, username: str, course_id: str) -> str | None:
         return role_in(self.store, username, course_id)
 
-    def ensure_course(self, course_id: str) -> bool:
-        """Make the course (if launched from the LMS) and enrol its learners; idempotent."""
+    def ensure_course(self, course_id: str, username: str | None = None) -> bool:
+        """Make the course (if launched from the LMS) and enrol its learners; idempotent.
+
+        A new course gets every enrolled learner; after that, a launch brings only the
+        learner who launched (one gradebook write, whatever the size of the course).
+        """
         if self.store.course(course_id) is None:
             return False
         created = self.courses.ensure(course_id)
-        self.courses.sync_students(course_id, self.store.enrollments_in(course_id))
+        if created or username is None:
+            enrollments = self.store.enrollments_in(course_id)
+        else:
+            enrollment = self.store.enrollment(username, course_id)
+            enrollments = [enrollment] if enrollment else []
+        self.courses.sync_students(course_id, enrollments)
         if created:
             log.info("Created course %s", course_id)
         return True
@@ -244,7 +253,8 @@ class SyncHandler(ServiceHandler):
     async def post(self, course_id):
         if not self.caller.is_service or not COURSE_ID.match(course_id):
             raise web.HTTPError(403, NOT_ALLOWED)
-        known = await asyncio.to_thread(self.service.ensure_course, course_id)
+        username = self.get_query_argument("student", None)
+        known = await asyncio.to_thread(self.service.ensure_course, course_id, username)
         if not known:
             raise web.HTTPError(404, "No launch from this course has been recorded.")
         self.send_json({"course_id": course_id, "ready": True})
