@@ -65,10 +65,21 @@ def unpack(data: bytes, destination: Path, *, limit_bytes: int) -> list[str]:
         raise ExchangeRefused(
             f"the upload is {len(data) / 1e6:.1f} MB; the limit is {limit_bytes / 1e6:.0f} MB"
         )
+    # Decompressed with a cap first: a small gzip can expand a thousandfold.
+    cap = limit_bytes + MAX_FILES * 1024 + 10240
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")  # noqa: SIM115 (in memory)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = inflater.decompress(data, cap + 1)
+    except zlib.error:
+        raise ExchangeRefused("the upload is not a gzipped tar archive") from None
+    if len(raw) > cap or inflater.unconsumed_tail:
+        raise ExchangeRefused(
+            f"the upload expands to more than the limit of {limit_bytes / 1e6:.0f} MB"
+        )
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")  # noqa: SIM115 (in memory)
         members = tar.getmembers()
-    except (tarfile.TarError, EOFError, OSError, zlib.error):
+    except (tarfile.TarError, EOFError, OSError):
         raise ExchangeRefused("the upload is not a gzipped tar archive") from None
     if len(members) > MAX_FILES:
         raise ExchangeRefused(f"the upload holds {len(members)} files; the limit is {MAX_FILES}")

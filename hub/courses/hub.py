@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jupyterhub import orm, roles
 from jupyterhub.handlers import BaseHandler
@@ -116,6 +116,11 @@ class FormgraderHandler(BaseHandler):
     async def post(self, course_id=None):
         from ..session import SESSION_TOKEN_NOTE  # the session module imports this one
 
+        # Only JupyterLab on this origin posts here: a form from another site could log a
+        # victim in as the attacker (login CSRF) with the attacker's own launch token.
+        origin = self.request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != self.request.host:
+            raise web.HTTPError(403, "Open formgrader from JupyterLab on this site.")
         token = self.get_body_argument("token", "")
         found = orm.APIToken.find(self.db, token) if token else None
         # Only an LMS launch's own session token, unexpired (find skips expired ones).

@@ -448,6 +448,12 @@ def test_course_menu_opens_the_only_course_or_offers_a_choice(course_hub, course
     )  # fmt: skip
     assert refused.status_code == 403
     assert "instructors and TAs can open formgrader" in refused.text
+    # Another site's form cannot log a browser in with a token it chose (login CSRF).
+    cross_site = requests.post(
+        f"{course_hub.url}/hub/learnhub/formgrader",
+        data={"token": second.token}, headers={"Origin": "https://evil.example"}, timeout=60,
+    )  # fmt: skip
+    assert cross_site.status_code == 403 and "Set-Cookie" not in cross_site.headers
     forged = requests.post(
         f"{course_hub.url}/hub/learnhub/formgrader", data={"token": "0" * 32}, timeout=60
     )
