@@ -115,7 +115,7 @@ class Journey:
         try:
             yield
         except BaseException as e:
-            if isinstance(e, (KeyboardInterrupt, pytest.skip.Exception)):
+            if isinstance(e, (KeyboardInterrupt, pytest.skip.Exception, pytest.xfail.Exception)):
                 raise
             shot = self.shoot(path)
             detail = str(e).strip() or type(e).__name__
