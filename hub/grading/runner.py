@@ -187,21 +187,53 @@ def read_request(stream, workdir: Path) -> dict:
     return request
 
 
-def make_executor(limits: dict, events: list, started: float):
-    """nbgrader's own Execute preprocessor, with a notebook deadline and an output cap."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from nbformat.v4 import output_from_msg
-    from nbgrader.preprocessors import Execute
+# nbgrader's Execute preprocessor (0.9) is nbclient's NotebookClient with these settings and
+# one hook (below); `nbgrader autograde` runs it with the course's timeout. The runner sets
+# them on nbclient directly: importing nbgrader (SQLAlchemy, Jupyter Server handlers) would
+# cost a second of CPU in every container for a class the runner needs four traits of.
+EXECUTE_SETTINGS = {
+    "interrupt_on_timeout": True,
+    "allow_errors": True,
+    "raise_on_iopub_timeout": True,
+    "error_on_timeout": {
+        "ename": "CellTimeoutError",
+        "evalue": "",
+        "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"],
+    },
+    "extra_arguments": [],
+}
+# The kernel a runner starts before its request comes (the image's only one); a notebook that
+# asks for another gets that one started when it comes.
+DEFAULT_KERNEL = "python3"
 
-    class SandboxedExecute(Execute):
+
+def kernel_wanted(nb) -> str:
+    """The kernel nbclient would start for `nb` (its kernelspec's name)."""
+    return (nb.get("metadata", {}).get("kernelspec") or {}).get("name") or DEFAULT_KERNEL
+
+
+def make_executor(workdir: str):
+    """nbgrader's Execute, with a notebook deadline and an output cap, and a kernel that can be
+    started before the notebook is known."""
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbformat import NotebookNode
+    from nbformat.v4 import new_notebook, output_from_msg
+
+    class SandboxedExecute(NotebookClient):
         # Changes of nbgrader's Execute: the timeout of a cell is cut to what is left of the
-        # notebook's time, timeouts are recorded, and a cell's output stops growing at a cap.
+        # notebook's time, timeouts are recorded, a cell's output stops growing at a cap, and
+        # the kernel may be started (start_kernel) before the notebook comes (run).
         cell_index = 0
         cell_bytes: dict
         truncated: set
+        limits: dict
+        events: list
+        started: float
 
         def remaining(self) -> float:
-            return limits["notebook_timeout_s"] - (time.monotonic() - started)
+            return self.limits["notebook_timeout_s"] - (time.monotonic() - self.started)
 
         def _get_timeout(self, cell):
             cell_limit = super()._get_timeout(cell)
@@ -210,19 +242,35 @@ def make_executor(limits: dict, events: list, started: float):
 
         async def _async_handle_timeout(self, timeout, cell=None):
             reason = "timeout_cell" if self.remaining() > 0.5 else "timeout_notebook"
-            seconds = limits["cell_timeout_s"] if reason == "timeout_cell" else None
-            events.append({"reason": reason, "cell": self.cell_index, "seconds": seconds})
+            seconds = self.limits["cell_timeout_s"] if reason == "timeout_cell" else None
+            self.events.append({"reason": reason, "cell": self.cell_index, "seconds": seconds})
             return await super()._async_handle_timeout(timeout, cell)
 
+        def on_cell_executed(self, **kwargs):
+            # nbgrader's hook (it replaces nbclient's trait of that name): an error reply
+            # without a matching error output (a timeout) gets one, so the cell scores zero.
+            cell, reply = kwargs["cell"], kwargs["execute_reply"]
+            if reply["content"]["status"] != "error":
+                return
+            ename = reply["content"]["ename"]
+            if any(o.output_type == "error" and o.ename == ename for o in cell.outputs):
+                return
+            error = NotebookNode(output_type="error", ename=ename)
+            error.evalue = reply["content"]["evalue"]
+            error.traceback = reply["content"]["traceback"] or [
+                "ERROR: An error occurred while showtraceback was disabled"
+            ]
+            cell.outputs.append(error)
+
         def output(self, outs, msg, display_id, cell_index):
-            limit = limits["output_bytes"]
+            limit = self.limits["output_bytes"]
             used = self.cell_bytes.get(cell_index, 0) + text_size(msg.get("content"))
             self.cell_bytes[cell_index] = used
             if used <= limit:
                 return super().output(outs, msg, display_id, cell_index)
             if cell_index not in self.truncated:
                 self.truncated.add(cell_index)
-                events.append({"reason": "output_truncated", "cell": cell_index})
+                self.events.append({"reason": "output_truncated", "cell": cell_index})
                 note = TRUNCATED_NOTE.format(limit=limit)
                 content = msg["content"]
                 if msg["msg_type"] == "stream":
@@ -247,11 +295,10 @@ def make_executor(limits: dict, events: list, started: float):
         def stderr_kept(outs) -> bool:
             return any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
 
-        @staticmethod
-        def record(events: list, reason: str, index: int) -> None:
+        def record(self, reason: str, index: int) -> None:
             """Record a limit once: what a fork bomb leaves running is not news at every cell."""
-            if all(e["reason"] != reason for e in events):
-                events.append({"reason": reason, "cell": index})
+            if all(e["reason"] != reason for e in self.events):
+                self.events.append({"reason": reason, "cell": index})
 
         def kernel_first_to_go(self) -> None:
             # When memory runs out, the kernel (and what it forked) is killed, not the runner,
@@ -260,51 +307,85 @@ def make_executor(limits: dict, events: list, started: float):
                 pid = self.km.provisioner.process.pid
                 Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
 
-        def run(self, nb, path: str) -> None:
-            """Execute `nb` in place like ExecutePreprocessor.preprocess, one cell at a time,
-            and go on to record (not raise) what stopped it."""
-            self.cell_bytes, self.truncated = {}, set()
-            resources = {"metadata": {"path": path}}
-            from nbclient.client import NotebookClient
+        def start_kernel(self, kernel_name: str = DEFAULT_KERNEL) -> None:
+            """Start the kernel (in the work directory) and wait until it answers."""
+            self.kernel_name = kernel_name
+            self.km = self.create_kernel_manager()
+            self.start_new_kernel()
+            self.start_new_kernel_client()
+            self.kernel_first_to_go()
 
-            NotebookClient.__init__(self, nb, None)
+        def kernel_ready_for(self, nb) -> bool:
+            """Whether the kernel started ahead is the one `nb` wants, and still alive."""
+            from jupyter_core.utils import run_sync
+
+            if self.kernel_name != kernel_wanted(nb) or self.kc is None:
+                return False
+            try:
+                return bool(run_sync(self.km.is_alive)())
+            except Exception:
+                return False
+
+        def drop_kernel(self) -> None:
+            with contextlib.suppress(Exception):
+                self._cleanup_kernel()
+            self.km = self.kc = None
+
+        def run(self, nb, limits: dict, events: list, started: float) -> None:
+            """Execute `nb` in place like nbgrader's Execute, one cell at a time, and go on to
+            record (not raise) what stopped it; `started` is when the notebook's time began."""
+            self.limits, self.events, self.started = limits, events, started
+            self.cell_bytes, self.truncated = {}, set()
+            self.timeout = limits["cell_timeout_s"]
+            if self.km is not None and not self.kernel_ready_for(nb):
+                self.drop_kernel()
+            self.nb = nb
+            if self.km is None:
+                self.start_kernel(kernel_wanted(nb))
             self.reset_execution_trackers()
-            self._check_assign_resources(resources)
-            with self.setup_kernel():
-                self.kernel_first_to_go()
-                info = self.wait_for_reply(self.kc.kernel_info())
-                self.nb.metadata["language_info"] = info["content"]["language_info"]
-                for index, cell in enumerate(self.nb.cells):
-                    self.cell_index = index
-                    if self.remaining() <= 0:
-                        events.append({"reason": "timeout_notebook", "cell": index})
-                        mark_not_run(self.nb.cells, index, "the notebook ran out of time")
-                        break
-                    before = cgroup_counters()
-                    try:
-                        self.preprocess_cell(cell, resources, index)
-                    except DeadKernelError:
-                        after = cgroup_counters()
-                        if after.get("pids_max", 0) > before.get("pids_max", 0):
-                            self.record(events, "processes", index)
-                        oom = after.get("oom_kill", 0) > before.get("oom_kill", 0)
-                        self.record(events, "memory" if oom else "killed", index)
-                        mark_not_run(self.nb.cells, index, "the kernel died")
-                        break
-                    except CellTimeoutError:
-                        # The kernel did not answer even after an interrupt.
-                        events.append({"reason": "timeout_cell", "cell": index, "stuck": True})
-                        mark_not_run(self.nb.cells, index, "the kernel stopped answering")
-                        break
+            # Not nbclient's setup_kernel: the kernel is shut down after the result is out
+            # (drop_kernel), which is what the caller waits for.
+            info = self.wait_for_reply(self.kc.kernel_info())
+            self.nb.metadata["language_info"] = info["content"]["language_info"]
+            for index, cell in enumerate(self.nb.cells):
+                self.cell_index = index
+                if self.remaining() <= 0:
+                    events.append({"reason": "timeout_notebook", "cell": index})
+                    mark_not_run(self.nb.cells, index, "the notebook ran out of time")
+                    break
+                before = cgroup_counters()
+                try:
+                    self.execute_cell(cell, index, store_history=True)
+                except DeadKernelError:
                     after = cgroup_counters()
-                    refused = after.get("pids_max", 0) > before.get("pids_max", 0)
-                    if refused or own_tasks(os.getuid()) >= limits["pids"] - 1:
-                        self.record(events, "processes", index)
-                    if after.get("oom_kill", 0) > before.get("oom_kill", 0):
-                        self.record(events, "memory", index)
+                    if after.get("pids_max", 0) > before.get("pids_max", 0):
+                        self.record("processes", index)
+                    oom = after.get("oom_kill", 0) > before.get("oom_kill", 0)
+                    self.record("memory" if oom else "killed", index)
+                    mark_not_run(self.nb.cells, index, "the kernel died")
+                    break
+                except CellTimeoutError:
+                    # The kernel did not answer even after an interrupt.
+                    events.append({"reason": "timeout_cell", "cell": index, "stuck": True})
+                    mark_not_run(self.nb.cells, index, "the kernel stopped answering")
+                    break
+                after = cgroup_counters()
+                refused = after.get("pids_max", 0) > before.get("pids_max", 0)
+                if refused or own_tasks(os.getuid()) >= limits["pids"] - 1:
+                    self.record("processes", index)
+                if after.get("oom_kill", 0) > before.get("oom_kill", 0):
+                    self.record("memory", index)
             self.set_widgets_metadata()
 
-    return SandboxedExecute(timeout=limits["cell_timeout_s"])
+    # The notebook comes with the request (run); start_kernel names the kernel itself.
+    return SandboxedExecute(
+        new_notebook(),
+        resources={"metadata": {"path": workdir}},
+        kernel_manager_class=AsyncKernelManager,
+        # The sandbox is thrown away after one notebook: no graceful shutdown to wait for.
+        shutdown_kernel="immediate",
+        **EXECUTE_SETTINGS,
+    )
 
 
 # Isolation of the process sandbox (the container needs none of this: Docker did it)
@@ -433,21 +514,19 @@ def _set_nondumpable() -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     workdir = Path(argv[argv.index("--workdir") + 1] if "--workdir" in argv else DEFAULT_WORKDIR)
-    started = time.monotonic()
     warnings = []
     if "--isolate" in argv:
         warnings += isolate(json.loads(argv[argv.index("--isolate") + 1]))
-    result_fd = os.dup(1)
+    # The request and the result go through private descriptors; the kernel inherits
+    # /dev/null for 0, 1 and 2, so nothing it runs can read the request stream or write a frame.
+    request_fd, result_fd = os.dup(0), os.dup(1)
     log = os.fdopen(os.dup(2), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (1, 2):
+    for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     if not _set_nondumpable():
         warnings.append("the runner could not make itself non-dumpable")
     workdir.mkdir(parents=True, exist_ok=True)
-    request = read_request(sys.stdin.buffer, workdir)
-    os.dup2(devnull, 0)
-    limits = request["limits"]
     os.environ["NBGRADER_EXECUTION"] = "autograde"  # as `nbgrader autograde` sets it
     os.chdir(workdir)
     # jsonschema's optional IRI format checker compiles a grammar on import (~0.8 s, every
@@ -457,10 +536,34 @@ def main(argv: list[str] | None = None) -> int:
 
     import nbformat
 
+    # Imports and the kernel's start come before the request: a sandbox started ahead of
+    # demand (DockerSandbox's spare) is ready when a submission comes. No learner code runs
+    # before the request is read, and this process and its kernel serve that one request.
+    executor, early_failure = None, None
+    try:
+        executor = make_executor(str(workdir))
+        executor.start_kernel()
+    except Exception as e:  # tried again, and reported, once the notebook is here
+        early_failure = e
+        if executor is not None:
+            executor.drop_kernel()
+    with os.fdopen(request_fd, "rb") as stream:
+        try:
+            request = read_request(stream, workdir)
+        except (tarfile.ReadError, ValueError) as e:
+            # No request: a spare sandbox that was never used (its caller went away).
+            print(f"runner: no request ({e})", file=log)
+            return 3
+    started = time.monotonic()
+    if early_failure is not None:
+        print(f"runner: the kernel did not start ahead: {early_failure!r}", file=log)
+    limits = request["limits"]
     nb = nbformat.from_dict(request["notebook"])
     events: list[dict] = []
     try:
-        make_executor(limits, events, started).run(nb, str(workdir))
+        if executor is None:
+            executor = make_executor(str(workdir))
+        executor.run(nb, limits, events, started)
     except Exception as e:  # a kernel that would not start, a broken notebook: say so
         print(f"runner: {type(e).__name__}: {e}", file=log)
         events.append({"reason": "error", "cell": None, "detail": f"{type(e).__name__}: {e}"})
@@ -469,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = json.dumps({"notebook": nb, "events": events, "warnings": warnings}).encode()
     with os.fdopen(result_fd, "wb") as out:
         out.write(encode_frame(payload))
+    if executor is not None:
+        executor.drop_kernel()
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import copy
 import io
@@ -12,18 +13,19 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sys
 import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..images import grader_tags
-from .runner import FILES_PREFIX, REQUEST_NAME, decode_frame, mark_not_run
+from .runner import FILES_PREFIX, FRAME_MAGIC, REQUEST_NAME, decode_frame, mark_not_run
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,12 @@ RUNNER = Path(__file__).resolve().parent / "runner.py"
 DEFAULT_IMAGE = grader_tags()[0]
 SANDBOX_LABEL = "org.learnhub.role"
 SANDBOX_ROLE = "grading-sandbox"
+# Which process on which machine started a sandbox container: a restarted service removes
+# those whose process is gone (a worker killed with its service cannot clean up after itself).
+OWNER_LABEL = "org.learnhub.grading-owner"
+# How long a container started ahead of demand waits for a submission before it is replaced
+# (a rebuilt image is then picked up): seconds.
+SPARE_MAX_AGE_S = 600
 # Inside the grader image (images/grader/Dockerfile puts the runner there).
 CONTAINER_WORKDIR = "/srv/submission"
 CONTAINER_USER = "1000:1000"
@@ -343,10 +351,24 @@ def process_environment(home: Path, python: str = sys.executable) -> dict[str, s
 # I/O
 
 
+def frame_end(data: bytes | bytearray) -> int | None:
+    """Where the runner's frame that starts `data` ends, once its header is whole."""
+    if not data.startswith(FRAME_MAGIC):
+        return None
+    newline = data.find(b"\n", len(FRAME_MAGIC), len(FRAME_MAGIC) + 14)
+    header = bytes(data[len(FRAME_MAGIC) : newline])
+    if newline < 0 or not header.isdigit():
+        return None
+    return newline + 1 + int(header)
+
+
 async def _exchange(
-    proc: asyncio.subprocess.Process, data: bytes, out_cap: int
+    proc: asyncio.subprocess.Process, data: bytes, out_cap: int, *, until_frame: bool = False
 ) -> tuple[bytes, bytes]:
-    """Feed `data` to the process, read its stdout (up to out_cap) and stderr's tail."""
+    """Feed `data` to the process, read its stdout (up to out_cap) and stderr's tail.
+
+    With `until_frame`, return as soon as stdout holds a whole frame, without waiting for the
+    process to end (it is killed and removed next): its tidying up is nobody's business."""
 
     async def feed():
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -355,19 +377,31 @@ async def _exchange(
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             proc.stdin.close()
 
-    async def collect(stream, cap: int, tail: bool) -> bytes:
-        kept = bytearray()
+    async def collect(stream, cap: int, tail: bool, frame: bool = False) -> bytes:
+        kept, end = bytearray(), None
         while chunk := await stream.read(1 << 16):
             kept += chunk
             if len(kept) > cap:
                 kept = kept[-cap:] if tail else kept[:cap]
+            if frame:
+                end = end or frame_end(kept)
+                if end is not None and len(kept) >= end:
+                    break
         return bytes(kept)
 
-    _, out, err = await asyncio.gather(
-        feed(), collect(proc.stdout, out_cap, False), collect(proc.stderr, STDERR_BYTES, True)
-    )
-    await proc.wait()
-    return out, err
+    feeding = asyncio.ensure_future(feed())
+    errors = asyncio.ensure_future(collect(proc.stderr, STDERR_BYTES, True))
+    try:
+        out = await collect(proc.stdout, out_cap, False, until_frame)
+        await feeding
+        if until_frame and decode_frame(out) is not None:
+            return out, b""
+        err = await errors
+        await proc.wait()
+        return out, err
+    finally:
+        feeding.cancel()
+        errors.cancel()
 
 
 def _finish(
@@ -401,6 +435,73 @@ def _finish(
     return Execution(stopped_notebook(submitted, why), [event], warnings, seconds, sandbox)
 
 
+def owner_label(host: str | None = None, pid: int | None = None) -> str:
+    """The OWNER_LABEL value of the containers this process starts."""
+    return f"{host or socket.gethostname()}:{pid or os.getpid()}"
+
+
+def stale_containers(listing: str, host: str, alive: Callable[[int], bool]) -> list[str]:
+    """The names, in `docker ps --format '{{.Names}} {{.Label ...}}'` output, of the sandbox
+    containers that a process of `host` started and that process is gone."""
+    stale = []
+    for line in listing.splitlines():
+        name, _, owner = line.strip().partition(" ")
+        owner_host, _, pid = owner.rpartition(":")
+        if name and owner_host == host and pid.isdigit() and not alive(int(pid)):
+            stale.append(name)
+    return stale
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# Containers of this process not yet removed, for the atexit sweep.
+_LIVE_CONTAINERS: dict[str, str] = {}  # name -> docker command
+
+
+def _remove_live_containers() -> None:
+    import subprocess
+
+    by_docker: dict[str, list[str]] = {}
+    for name, docker in list(_LIVE_CONTAINERS.items()):
+        by_docker.setdefault(docker, []).append(name)
+    for docker, names in by_docker.items():
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [docker, "rm", "--force", *names], capture_output=True, timeout=30, check=False
+            )
+    _LIVE_CONTAINERS.clear()
+
+
+atexit.register(_remove_live_containers)
+
+
+@dataclass
+class _Container:
+    """A `docker run --interactive` of the grader image, waiting for its one request."""
+
+    name: str
+    proc: asyncio.subprocess.Process
+    started: float
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def usable(self) -> bool:
+        """Waiting still, young enough, and its pipes belong to the running event loop."""
+        return (
+            self.proc.returncode is None
+            and time.monotonic() - self.started < SPARE_MAX_AGE_S
+            and self.loop is asyncio.get_running_loop()
+        )
+
+
 class DockerSandbox:
     """A fresh container of the grader image per submission, through the Docker CLI.
 
@@ -408,6 +509,11 @@ class DockerSandbox:
     directory in memory, nothing mounted from this machine: the request (notebook and the
     assignment's files) goes in on standard input, the executed notebook comes out on standard
     output. The container is killed at the wall-clock limit and always removed.
+
+    With `spare` (the default), one more container is started while a submission is graded,
+    and it waits, runner imported and kernel started, for the next submission only: a
+    container is never given two. `close()` removes it; so does an atexit hook, and a sandbox
+    of a later process removes those whose process died without either (OWNER_LABEL).
     """
 
     weaker = False
@@ -419,11 +525,100 @@ class DockerSandbox:
         limits: Limits | None = None,
         docker: str = "docker",
         labels: Mapping[str, str] | None = None,
+        spare: bool = True,
     ):
         self.image = image
         self.limits = limits or Limits()
         self.docker = docker
         self.labels = dict(labels or {})
+        self.spare = spare
+        self._spare: _Container | None = None
+        self._removals: dict[str, asyncio.subprocess.Process] = {}
+        self._swept = False
+
+    async def _start(self) -> _Container:
+        """Start a container; it imports and starts its kernel, then waits for its request."""
+        name = f"learnhub-grade-{uuid.uuid4().hex[:16]}"
+        labels = {**self.labels, OWNER_LABEL: owner_label()}
+        command = container_run_command(self.image, self.limits, name, self.docker, labels)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as e:
+            raise SandboxError(f"cannot run {self.docker}: {e}") from e
+        _LIVE_CONTAINERS[name] = self.docker
+        return _Container(name, proc, time.monotonic(), asyncio.get_running_loop())
+
+    async def _take(self) -> _Container:
+        """The spare if it is still waiting, else a container started now."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.usable:
+            return spare
+        if spare is not None:
+            await self._discard(spare)
+        return await self._start()
+
+    async def _discard(self, container: _Container) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(container.proc.pid, signal.SIGKILL)
+        await self._remove(container.name)
+        if container.loop is asyncio.get_running_loop():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(container.proc.wait(), 10)
+
+    async def _start_removal(self, name: str) -> None:
+        """Start `docker rm --force`; it runs on even if this event loop stops meanwhile."""
+        try:
+            self._removals[name] = await asyncio.create_subprocess_exec(
+                self.docker, "rm", "--force", name,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        except OSError as e:
+            log.error("could not remove grading container %s: %s", name, e)
+
+    async def removed(self, *, wait: bool = True) -> None:
+        """Check the removals of finished executions' containers (waiting for them with
+        `wait`) and retry those that failed."""
+        for name, proc in list(self._removals.items()):
+            if not wait and proc.returncode is None:
+                continue
+            del self._removals[name]
+            try:
+                code = await asyncio.wait_for(proc.wait(), 60)
+            except (TimeoutError, RuntimeError):  # RuntimeError: of an event loop now closed
+                code = None
+            if code == 0:
+                _LIVE_CONTAINERS.pop(name, None)
+            else:
+                await self._remove(name)
+
+    async def close(self) -> None:
+        """Remove the container waiting for the next submission, if any, and wait until
+        those of finished executions are gone."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await self._discard(spare)
+        await self.removed()
+
+    async def sweep(self) -> list[str]:
+        """Remove sandbox containers of this machine whose process is gone; their names."""
+        code, listing = await self._docker(
+            "ps", "--all", "--filter", f"label={SANDBOX_LABEL}={SANDBOX_ROLE}",
+            "--filter", f"label={OWNER_LABEL}",
+            "--format", f'{{{{.Names}}}} {{{{.Label "{OWNER_LABEL}"}}}}',
+        )  # fmt: skip
+        if code != 0:
+            return []
+        stale = stale_containers(listing, socket.gethostname(), _process_alive)
+        for name in stale:
+            await self._remove(name)
+        if stale:
+            log.warning("removed %d grading containers left by stopped workers", len(stale))
+        return stale
 
     async def _docker(self, *args: str, timeout: float = 60) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
@@ -443,28 +638,28 @@ class DockerSandbox:
         for attempt in range(5):
             code, said = await self._docker("rm", "--force", name)
             if code == 0 or "No such container" in said:
+                _LIVE_CONTAINERS.pop(name, None)
                 return
             await asyncio.sleep(0.5 * (attempt + 1))
         log.error("could not remove grading container %s: %s", name, said)
 
     async def execute(self, notebook_json: dict, files: Path | None) -> Execution:
         started = time.monotonic()
-        name = f"learnhub-grade-{uuid.uuid4().hex[:16]}"
+        if not self._swept:
+            self._swept = True
+            await self.sweep()
+        await self.removed(wait=False)
         data = await asyncio.to_thread(request_archive, notebook_json, files, self.limits)
-        command = container_run_command(self.image, self.limits, name, self.docker, self.labels)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as e:
-            raise SandboxError(f"cannot run {self.docker}: {e}") from e
+        container = await self._take()
+        if self.spare:
+            # The next submission's container warms up while this one is graded.
+            self._spare = await self._start()
+        name, proc = container.name, container.proc
         timed_out = False
         killed_why = None
         try:
-            exchange = _exchange(proc, data, result_cap(notebook_json, self.limits))
+            cap = result_cap(notebook_json, self.limits)
+            exchange = _exchange(proc, data, cap, until_frame=True)
             try:
                 stdout, stderr = await asyncio.wait_for(exchange, self.limits.wall_clock_s)
             except TimeoutError:
@@ -474,6 +669,7 @@ class DockerSandbox:
                     proc.kill()
                 await proc.wait()
             if not timed_out and proc.returncode == 125:
+                await self.close()
                 raise SandboxError(
                     f"docker could not start the grading sandbox from {self.image}: "
                     f"{stderr.decode(errors='replace').strip()[-500:]} "
@@ -486,7 +682,8 @@ class DockerSandbox:
                 elif proc.returncode in (137, -9):
                     killed_why = "the sandbox was killed"
         finally:
-            await self._remove(name)
+            # Removed while nbgrader goes on with the result (close() waits for it).
+            await self._start_removal(name)
         return _finish(
             notebook_json,
             stdout,
@@ -547,23 +744,23 @@ class ProcessSandbox:
                 start_new_session=True,
             )
             try:
+                cap = result_cap(notebook_json, self.limits)
                 stdout, stderr = await asyncio.wait_for(
-                    _exchange(proc, data, result_cap(notebook_json, self.limits)),
-                    self.limits.wall_clock_s,
+                    _exchange(proc, data, cap, until_frame=True), self.limits.wall_clock_s
                 )
             except TimeoutError:
                 timed_out, stdout, stderr = True, b"", b""
+            exited = proc.returncode
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            if timed_out:
-                await proc.wait()
+            await proc.wait()
         finally:
             if root:
                 await asyncio.to_thread(_kill_uid, uid)
             await asyncio.to_thread(shutil.rmtree, tmp, True)
         killed_why = None
-        if not timed_out and proc.returncode and proc.returncode < 0:
-            killed_why = f"the runner was killed by signal {-proc.returncode}"
+        if not timed_out and exited and exited < 0:
+            killed_why = f"the runner was killed by signal {-exited}"
         return _finish(
             notebook_json,
             stdout,

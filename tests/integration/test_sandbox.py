@@ -7,11 +7,13 @@ UDP server that this test runs on 127.0.0.1 and on the Docker bridge's gateway a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -60,15 +62,25 @@ def bridge_gateway() -> str | None:
 
 
 @pytest.fixture(params=["docker", "process"])
-def sandbox(request):
+async def sandbox(request):
     if request.param == "process":
-        return ProcessSandbox(LIMITS)
+        yield ProcessSandbox(LIMITS)
+        return
     image = grader_tags()[0]
     problem = docker_problem(image)
     if problem:
         unavailable(problem)
     # Other graders may share this engine: this test's containers carry a label of their own.
-    return DockerSandbox(image, LIMITS, labels={"org.learnhub.test": RUN_ID})
+    docker = DockerSandbox(image, LIMITS, labels={"org.learnhub.test": RUN_ID})
+    yield docker
+    await docker.close()
+
+
+def containers(label: str) -> list[str]:
+    return subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={label}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
 
 
 def notebook(*sources: str) -> dict:
@@ -281,10 +293,75 @@ async def test_a_kernel_that_dies_is_reported_and_nothing_after_it_counts(sandbo
 async def test_no_container_is_left_behind(sandbox):
     await still_works(sandbox)
     if isinstance(sandbox, DockerSandbox):
-        left = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=org.learnhub.test={RUN_ID}"],
+        # The one started for the next submission waits; closing the sandbox removes it.
+        await sandbox.removed()
+        waiting = subprocess.run(
+            ["docker", "ps", "-a", "--filter", f"label=org.learnhub.test={RUN_ID}",
+             "--format", "{{.Names}} {{.Status}}"],
             capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-        assert left == []
+        ).stdout.splitlines()  # fmt: skip
+        assert len(waiting) == 1, waiting
+        await sandbox.close()
+        assert containers(f"org.learnhub.test={RUN_ID}") == []
     else:
         assert not list(Path(tempfile.gettempdir()).glob("learnhub-grade-*"))
+
+
+async def test_each_submission_gets_a_container_of_its_own(sandbox):
+    """The container started ahead serves the next submission only: nothing one notebook
+    leaves (a file, a module's state, a process) is there for the next."""
+    leave = notebook(
+        "import os, socket, subprocess, sys\n"
+        "open('/tmp/left-by-one', 'w').write('x')\n"
+        "sys.modules['json'].left_by_one = True\n"
+        "subprocess.Popen(['sleep', '299.25'])\n"
+        "print(socket.gethostname(), os.getpid())"
+    )
+    look = notebook(
+        "import os, sys, json\n"
+        "print(os.path.exists('/tmp/left-by-one'), hasattr(json, 'left_by_one'))\n"
+        "print(sum(1 for p in os.listdir('/proc') if p.isdigit() and "
+        "open(f'/proc/{p}/cmdline').read() == 'sleep\\x00299.25\\x00'))"
+    )
+    first = await sandbox.execute(leave, None)
+    assert first.reason is None, first.events
+    second = await sandbox.execute(look, None)
+    assert second.reason is None, second.events
+    assert text(second.notebook["cells"][0]) == "False False\n0\n"
+
+
+def test_containers_of_a_worker_that_died_are_removed_by_the_next():
+    image = grader_tags()[0]
+    problem = docker_problem(image)
+    if problem:
+        unavailable(problem)
+    label = f"org.learnhub.test={RUN_ID}-worker"
+    worker = (
+        "import asyncio, sys\n"
+        "from learnhub.grading import DockerSandbox, Limits\n"
+        "from nbformat.v4 import new_code_cell, new_notebook\n"
+        f"box = DockerSandbox({image!r}, Limits(cell_timeout_s=3, notebook_timeout_s=40), "
+        f"labels={{'org.learnhub.test': '{RUN_ID}-worker'}})\n"
+        "nb = new_notebook(cells=[new_code_cell('1 + 1')])\n"
+        "asyncio.run(box.execute(nb, None))\n"
+        "print('graded', flush=True)\n"
+        "if sys.argv[1] == 'die':\n"
+        "    import os, signal\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    # A worker that exits removes its waiting container (atexit).
+    done = subprocess.run(
+        [sys.executable, "-c", worker, "exit"], capture_output=True, text=True, timeout=180
+    )
+    assert "graded" in done.stdout, done.stderr[-2000:]
+    assert containers(label) == []
+    # One killed cannot: its container stays until a sandbox of this machine sweeps it.
+    done = subprocess.run(
+        [sys.executable, "-c", worker, "die"], capture_output=True, text=True, timeout=180
+    )
+    assert "graded" in done.stdout, done.stderr[-2000:]
+    # Its spare at least (the used one's removal may not have reached the engine yet).
+    assert len(containers(label)) >= 1
+    swept = asyncio.run(DockerSandbox(image, LIMITS).sweep())
+    assert len(swept) >= 1
+    assert containers(label) == []

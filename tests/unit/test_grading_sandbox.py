@@ -8,6 +8,7 @@ import json
 import pytest
 
 from learnhub.grading.runner import (
+    FRAME_MAGIC,
     NOT_RUN_ENAME,
     decode_frame,
     encode_frame,
@@ -18,11 +19,14 @@ from learnhub.grading.sandbox import (
     LimitEvent,
     Limits,
     container_run_command,
+    frame_end,
     instructor_message,
     isolation_plan,
+    owner_label,
     parse_result,
     process_environment,
     request_archive,
+    stale_containers,
     stopped_notebook,
 )
 
@@ -202,3 +206,34 @@ def test_a_notebook_without_an_answer_gets_no_points():
     codes = [c for c in stopped["cells"] if c["cell_type"] == "code"]
     assert all(c["outputs"][-1]["ename"] == NOT_RUN_ENAME for c in codes)
     assert NOTEBOOK["cells"][1]["outputs"] == []  # the original is left alone
+
+
+@pytest.mark.parametrize(
+    ("data", "end"),
+    [
+        (encode_frame(b"{}"), len(encode_frame(b"{}"))),
+        (encode_frame(b'{"a": 1}')[:-3], len(encode_frame(b'{"a": 1}'))),  # not all here yet
+        (FRAME_MAGIC + b"12", None),  # the header is not whole
+        (FRAME_MAGIC + b"x2\n{}", None),
+        (b"noise" + encode_frame(b"{}"), None),
+    ],
+    ids=["whole", "partial", "header-cut", "bad-length", "not-a-frame"],
+)
+def test_frame_end_says_how_much_to_read(data, end):
+    assert frame_end(data) == end
+
+
+def test_stale_containers_are_those_of_dead_processes_of_this_machine():
+    listing = "\n".join(
+        [
+            "learnhub-grade-a here:100",  # dead
+            "learnhub-grade-b here:200",  # alive
+            "learnhub-grade-c there:100",  # another machine's: not ours to judge
+            "learnhub-grade-d here:notapid",
+            "learnhub-grade-e",
+            "",
+        ]
+    )
+    alive = {200}.__contains__
+    assert stale_containers(listing, "here", alive) == ["learnhub-grade-a"]
+    assert owner_label("here", 42) == "here:42"
