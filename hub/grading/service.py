@@ -287,7 +287,7 @@ class GradingService:
             await asyncio.to_thread(self.release_feedback, job)
         # The score to the LMS before the job counts as graded (the sync loop would also
         # find it on its next pass, but a finished job should mean a queued grade).
-        await asyncio.to_thread(self.sync_course, job.course_id)
+        await asyncio.to_thread(self.sync_course, job.course_id, job)
         if not self.queue.finish(
             job,
             worker,
@@ -334,14 +334,26 @@ class GradingService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.sync_s)
 
-    def sync_course(self, course_id: str) -> int:
-        """Queue for the LMS every score that differs from what was last queued; how many."""
+    def sync_course(self, course_id: str, finishing: Job | None = None) -> int:
+        """Queue for the LMS every score that differs from what was last queued; how many.
+
+        A learner's assignment with a submission still queued or being graded is left for
+        a later pass (its gradebook entry is half-written), except `finishing`, the job
+        whose worker asks.
+        """
         # Workers and the sync loop all call this: one pass at a time in this process.
         with self._sync_lock:
-            return self._sync_course(course_id)
+            return self._sync_course(course_id, finishing)
 
-    def _sync_course(self, course_id: str) -> int:
+    def _sync_course(self, course_id: str, finishing: Job | None = None) -> int:
         queued = 0
+        busy = {
+            (j.student, j.assignment_id)
+            for j in self.queue.jobs(
+                course_id=course_id, states=(JobState.QUEUED, JobState.RUNNING), limit=100_000
+            )
+            if finishing is None or j.id != finishing.id
+        }
         with self.store.session() as s:
             rows = s.scalars(select(GradeSnapshot).where(GradeSnapshot.course_id == course_id))
             known = {(r.student, r.assignment_id): r for r in rows}
@@ -354,6 +366,8 @@ class GradingService:
                 for sub in assignment.submissions
             ]  # fmt: skip
         for student, assignment, score, max_score, manual in rows:
+            if (student, assignment) in busy:
+                continue
             before = known.get((student, assignment))
             if before is not None and (
                 before.score,

@@ -193,6 +193,9 @@ def test_killed_mid_batch_every_submission_is_graded_once(course, tmp_path):
 
     # Every score waits for the LMS exactly once per learner (no launch: no target yet).
     entries = [e for e in GradeOutbox(store).entries(course_id=COURSE)]
+    # No half-graded score was ever queued: every grade sent or superseded is the final one.
+    for entry in entries:
+        assert entry.score == EXPECTED[students[entry.username]], entry
     live = {}
     for entry in entries:
         if entry.state.value != "superseded":
