@@ -118,8 +118,13 @@ class FormgraderHandler(BaseHandler):
 
         # Only JupyterLab on this origin posts here: a form from another site could log a
         # victim in as the attacker (login CSRF) with the attacker's own launch token.
+        # Browsers say where a request comes from in Sec-Fetch-Site; Origin is "null" from
+        # pages with Referrer-Policy: no-referrer (LearnHub's), so it decides only when set.
+        site = self.request.headers.get("Sec-Fetch-Site")
         origin = self.request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc != self.request.host:
+        if (site is not None and site != "same-origin") or (
+            origin not in (None, "null") and urlsplit(origin).netloc != self.request.host
+        ):
             raise web.HTTPError(403, "Open formgrader from JupyterLab on this site.")
         token = self.get_body_argument("token", "")
         found = orm.APIToken.find(self.db, token) if token else None

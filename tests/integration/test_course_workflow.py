@@ -455,6 +455,15 @@ def test_course_menu_opens_the_only_course_or_offers_a_choice(course_hub, course
     )  # fmt: skip
     assert cross_site.status_code == 403
     assert "jupyterhub-hub-login" not in cross_site.headers.get("Set-Cookie", "")
+    # ... nor with its Origin hidden, since browsers say where a request comes from.
+    hidden = requests.post(
+        f"{course_hub.url}/hub/learnhub/formgrader",
+        data={"token": second.token},
+        headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        timeout=60,
+    )
+    assert hidden.status_code == 403
+    assert "jupyterhub-hub-login" not in hidden.headers.get("Set-Cookie", "")
     forged = requests.post(
         f"{course_hub.url}/hub/learnhub/formgrader", data={"token": "0" * 32}, timeout=60
     )
