@@ -23,7 +23,8 @@ from tornado.ioloop import IOLoop
 from traitlets import Float, Unicode, default
 from traitlets.config import Application
 
-from ..settings import SECRET_ENV, Settings, load_settings
+from ..service_environment import service_environment
+from ..settings import Settings, load_settings
 from ..store import STAFF_ROLES, Store
 from .config import configured
 from .erasure import (
@@ -95,14 +96,10 @@ def _connect_ip(c) -> str:
 
 
 def retention_service(settings: Settings, url: str, python: str = sys.executable) -> dict:
-    environment = {"LEARNHUB_STATE_DIR": str(settings.state_dir)}
-    if settings.source:
-        environment["LEARNHUB_CONFIG"] = str(Path(settings.source).resolve())
     # Keys given to the hub in its environment must reach the service the same way, or it
-    # would make new ones in the state directory and decrypt nothing.
-    for variable in SECRET_ENV.values():
-        if os.environ.get(variable):
-            environment[variable] = os.environ[variable]
+    # would make new ones in the state directory and decrypt nothing; so must PostgreSQL's
+    # credentials (PGPASSWORD) and a PATH with nbgrader's alembic.
+    environment = service_environment(settings)
     return {
         "name": RETENTION_SERVICE,
         "command": [python, "-m", "learnhub.privacy.service"],

@@ -1,0 +1,31 @@
+"""The environment of LearnHub's managed hub services: the same settings, secrets and tools."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+# Variables of the hub's environment its LearnHub services need too.
+PASSED_ON = ("LEARNHUB_CRYPT_KEY", "LEARNHUB_PSEUDONYM_KEY", "LEARNHUB_DEMO_COURSE_TEMPLATE")
+
+
+def service_environment(settings: Settings, environ=os.environ) -> dict[str, str]:
+    """What a LearnHub hub service needs to load the same settings as the hub.
+
+    JupyterHub starts managed services with a bare environment: the settings file, the
+    state directory and any secrets or database credentials given by environment go along.
+    """
+    env = {
+        "LEARNHUB_STATE_DIR": str(settings.state_dir),
+        # nbgrader runs `alembic` from PATH when it opens a gradebook.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")]),
+    }
+    if settings.source is not None:
+        env["LEARNHUB_CONFIG"] = str(Path(settings.source).resolve())
+    for name, value in environ.items():
+        if name in PASSED_ON or name.startswith("PG"):
+            env[name] = value
+    return env
