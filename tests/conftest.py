@@ -2,8 +2,8 @@
 
 import pytest
 
-from learnhub.demo.lms import DemoLMS, tool_urls
-from tests.support import CookielessClient, Hub, LoopThread, free_port, write_settings
+from learnhub.demo.lms import DemoLMS
+from tests.support import CookielessClient, Hub, LoopThread, registered_hub
 
 
 @pytest.fixture(scope="session")
@@ -23,35 +23,7 @@ def lms(loop_thread):
 
 @pytest.fixture(scope="session")
 def hub(lms, tmp_path_factory):
-    state = tmp_path_factory.mktemp("hub-state")
-    url = f"http://127.0.0.1:{free_port()}"
-    config = state / "learnhub.yaml"
-    write_settings(config, url)
-    instance = Hub(url=url, state_dir=state, config_file=config, log_path=state / "hub.log")
-
-    for name, value in tool_urls(url).items():
-        setattr(lms, name, value)
-    registration = lms.registration()
-    added = instance.cli(
-        "lti",
-        "add-consumer",
-        lms.consumer_key,
-        # One argument: a generated secret may begin with "-".
-        f"--secret={lms.consumer_secret}",
-        "--frame-origin",
-        lms.url,
-    )
-    assert added.returncode == 0, added.stderr
-    added = instance.cli(
-        "lti", "add-platform",
-        "--issuer", registration["issuer"],
-        "--client-id", registration["client_id"],
-        "--deployment-id", registration["deployment_id"],
-        "--auth-url", registration["auth_url"],
-        "--jwks-url", registration["jwks_url"],
-        "--token-url", f"{lms.url}/token",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    instance = registered_hub(tmp_path_factory.mktemp("hub-state"), lms)
     instance.start()
     yield instance
     instance.shutdown_everything()

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from learnhub.demo.lms import DemoLMS, tool_urls
-from learnhub.settings import SCHEMA
+from learnhub.demo.lms import DemoLMS
 from tests.support import (
     NOTEBOOK,
     CookielessClient,
@@ -24,8 +23,8 @@ from tests.support import (
     launch_from,
     lti11_launch,
     lti13_launch,
+    registered_hub,
     wait_until_ready,
-    write_settings,
 )
 
 pytestmark = pytest.mark.integration
@@ -37,33 +36,9 @@ LONG_AGO = 1200 * DAY
 
 def start_hub(lms: DemoLMS, state: Path, **settings) -> Hub:
     """A hub of this module's own, local learner servers (their homes are files to check)."""
-    url = f"http://127.0.0.1:{free_port()}"
-    config = state / "learnhub.yaml"
     extra = {"spawner": {"backend": "local"}, **settings}
-    if "courses" in SCHEMA["properties"]:
-        # The course service's fixed default port would collide with other test hubs.
-        extra["courses"] = {"port": free_port()}
     extra["privacy"] = {"retention": {"service_port": free_port()}}
-    write_settings(config, url, **extra)
-    hub = Hub(url=url, state_dir=state, config_file=config, log_path=state / "hub.log")
-    for name, value in tool_urls(url).items():
-        setattr(lms, name, value)
-    registration = lms.registration()
-    added = hub.cli(
-        "lti", "add-consumer", lms.consumer_key, f"--secret={lms.consumer_secret}",
-        "--frame-origin", lms.url,
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    added = hub.cli(
-        "lti", "add-platform",
-        "--issuer", registration["issuer"],
-        "--client-id", registration["client_id"],
-        "--deployment-id", registration["deployment_id"],
-        "--auth-url", registration["auth_url"],
-        "--jwks-url", registration["jwks_url"],
-        "--token-url", f"{lms.url}/token",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    hub = registered_hub(state, lms, **extra)
     hub.start()
     return hub
 
