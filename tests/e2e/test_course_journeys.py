@@ -409,7 +409,8 @@ def test_instructor_grades_and_releases_feedback(
     with journey.step("open formgrader"):
         formgrader = open_formgrader(allowed_browser, page, tool, course_hub)
         journey.page = formgrader
-        formgrader_row(formgrader).wait_for(timeout=STEP_TIMEOUT_MS)
+        # Its assignment list asks the course service; a loaded CI machine takes its time.
+        formgrader_row(formgrader).wait_for(timeout=3 * STEP_TIMEOUT_MS)
     base = formgrader.url.split("/formgrader/", 1)[0] + "/formgrader"
     with journey.step("the submissions are autograded"):
         # Autograding is the grading service's work; formgrader lists a notebook's

@@ -300,7 +300,8 @@ async def test_no_container_is_left_behind(sandbox):
              "--format", "{{.Names}} {{.Status}}"],
             capture_output=True, text=True, check=True,
         ).stdout.splitlines()  # fmt: skip
-        assert len(waiting) == 1, waiting
+        # At least the spare; its replacement may be starting (a busy machine is slow).
+        assert waiting, "no container waits for the next submission"
         await sandbox.close()
         assert containers(f"org.learnhub.test={RUN_ID}") == []
     else:
