@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .settings import Settings
 
@@ -29,3 +30,10 @@ def service_environment(settings: Settings, environ=os.environ) -> dict[str, str
         if name in PASSED_ON or name.startswith("PG"):
             env[name] = value
     return env
+
+
+def listen_address(environ=os.environ) -> tuple[str, int, str]:
+    """Host, port and URL prefix JupyterHub gives a managed service with a URL."""
+    url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
+    prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    return url.hostname or "127.0.0.1", url.port or 80, prefix

@@ -67,6 +67,18 @@ class CourseDirectories:
     template: Path | None = None
     owner_uid: int | None = None
 
+    @classmethod
+    def from_settings(cls, settings, environ) -> CourseDirectories:
+        """The courses of a service: the state directory's, the template of the settings (or
+        of `learnhub run --demo`), and the grader servers' uid when they run in containers."""
+        template = settings["courses"]["template"] or environ.get("LEARNHUB_DEMO_COURSE_TEMPLATE")
+        owner = environ.get("LEARNHUB_COURSE_OWNER_UID")
+        return cls(
+            root=settings.state_dir / "courses",
+            template=Path(template) if template else None,
+            owner_uid=int(owner) if owner else None,
+        )
+
     def path(self, course_id: str) -> Path:
         if not COURSE_ID.match(course_id):
             raise ValueError(f"not a course id: {course_id!r}")

@@ -19,14 +19,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from nbgrader.api import Gradebook, MissingEntry
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.ioloop import IOLoop
 
+from ..service_environment import listen_address
 from ..settings import load_settings
 from ..store import Store
 from .coursedir import COURSE_ID, CourseDirectories, course_of_grader
@@ -408,15 +407,9 @@ def make_app(service: CourseService, prefix: str) -> web.Application:
 def service_from_environment(environ=os.environ) -> tuple[CourseService, str, int, str]:
     """Build the service from the settings and what JupyterHub gives a managed service."""
     settings = load_settings(environ=environ)
-    owner = environ.get("LEARNHUB_COURSE_OWNER_UID")
-    template = settings["courses"]["template"] or environ.get("LEARNHUB_DEMO_COURSE_TEMPLATE")
     service = CourseService(
         store=Store(settings.database_url, settings.crypt_key),
-        courses=CourseDirectories(
-            root=settings.state_dir / "courses",
-            template=Path(template) if template else None,
-            owner_uid=int(owner) if owner else None,
-        ),
+        courses=CourseDirectories.from_settings(settings, environ),
         exchange=ExchangeStore(
             settings.state_dir / "exchange",
             submission_limit_bytes=settings["courses"]["submission_limit_mb"] * 1_000_000,
@@ -432,13 +425,7 @@ def service_from_environment(environ=os.environ) -> tuple[CourseService, str, in
     service.on_submission.append(
         lambda s: queue.enqueue(s.course_id, s.assignment_id, s.student, s.id, s.timestamp)
     )
-    url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
-    return (
-        service,
-        url.hostname or "127.0.0.1",
-        url.port or 80,
-        environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"),
-    )
+    return (service, *listen_address(environ))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from nbgrader.api import Gradebook
 from nbgrader.converters.generate_feedback import GenerateFeedback
@@ -41,6 +40,7 @@ from ..courses.coursedir import CourseDirectories
 from ..courses.exchange import ExchangeStore
 from ..courses.service import NOT_ALLOWED, TokenIdentities, role_in
 from ..passback import GradeOutbox, run_outbox
+from ..service_environment import listen_address
 from ..settings import load_settings
 from ..store import Base, Store
 from .autograde import AutogradeError, autograde_submission, load_course_config
@@ -589,7 +589,6 @@ def service_from_environment(environ=os.environ) -> tuple[GradingService, str, i
     settings = load_settings(environ=environ)
     grading = settings["grading"]
     store = Store(settings.database_url, settings.crypt_key)
-    owner = environ.get("LEARNHUB_COURSE_OWNER_UID")
     limits = Limits(
         cpus=float(grading["cpu_limit"]),
         memory_mb=int(grading["memory_mb"]),
@@ -597,14 +596,9 @@ def service_from_environment(environ=os.environ) -> tuple[GradingService, str, i
         cell_timeout_s=int(grading["cell_timeout"]),
         notebook_timeout_s=int(grading["notebook_timeout"]),
     )
-    template = settings["courses"]["template"]
     service = GradingService(
         store=store,
-        courses=CourseDirectories(
-            root=settings.state_dir / "courses",
-            template=Path(template) if template else None,
-            owner_uid=int(owner) if owner else None,
-        ),
+        courses=CourseDirectories.from_settings(settings, environ),
         exchange=ExchangeStore(settings.state_dir / "exchange"),
         queue=GradingQueue(store),
         outbox=GradeOutbox(store),
@@ -614,13 +608,7 @@ def service_from_environment(environ=os.environ) -> tuple[GradingService, str, i
         ),
         workers=int(grading["workers"] or os.cpu_count() or 1),
     )
-    url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
-    return (
-        service,
-        url.hostname or "127.0.0.1",
-        url.port or 80,
-        environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"),
-    )
+    return (service, *listen_address(environ))
 
 
 def main(argv: list[str] | None = None) -> None:
