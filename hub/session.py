@@ -140,7 +140,7 @@ class LaunchHandler(BaseHandler):
         a launch waits for nothing but this one upsert.
         """
         course = identity.course
-        created = self.authenticator.store.record_launch(
+        self.authenticator.store.record_launch(
             username=username,
             course_id=course.id,
             platform=course.platform,
@@ -155,7 +155,7 @@ class LaunchHandler(BaseHandler):
         courses = self.settings.get(COURSES_SETTINGS_KEY)
         if courses is not None:
             courses.grant_staff_access(self.db, course.id)
-            courses.notify(course.id, username, created=created)
+            courses.notify(course.id, username)
 
     async def start_session(self, identity: Identity) -> None:
         """Find or create the user, start their server, hand the browser a scoped token."""

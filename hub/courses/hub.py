@@ -72,7 +72,7 @@ class CourseAccess:
         """Have the course service make the course now (waits for it)."""
         await AsyncHTTPClient().fetch(self._sync_request(course_id, username))
 
-    def notify(self, course_id: str, username: str, *, created: bool) -> None:
+    def notify(self, course_id: str, username: str) -> None:
         """Tell the course service about a launch, without making the launch wait."""
 
         async def send():
