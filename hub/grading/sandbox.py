@@ -199,21 +199,26 @@ def instructor_message(event: LimitEvent, limits: Limits, notebook: dict | None 
             return f"The sandbox could not run the notebook{detail}"
 
 
-def container_run_command(
+def container_create_command(
     image: str,
     limits: Limits,
     name: str,
     docker: str = "docker",
     labels: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The `docker run` of one submission's sandbox; the request goes to its standard input.
+    """The `docker create` of one submission's sandbox, started by `container_start_command`;
+    the request goes to its standard input.
+
+    Created first, then started: once the container exists under its name, `docker rm --force`
+    of that name always finds it (a `docker run` client killed mid-create can leave the daemon
+    creating a container after the removal looked for it).
 
     `labels` are added to the role label (the service's submission id, say): they name the
     container, they do not reach the notebook."""
     scratch = f"rw,nosuid,nodev,noexec,size={limits.scratch_mb}m"
     extra = [arg for key, value in (labels or {}).items() for arg in ("--label", f"{key}={value}")]
     return [
-        docker, "run", "--interactive", "--name", name,
+        docker, "create", "--interactive", "--name", name,
         "--pull", "never",
         "--label", f"{SANDBOX_LABEL}={SANDBOX_ROLE}", *extra,
         "--network", "none",
@@ -238,6 +243,11 @@ def container_run_command(
         "--hostname", "sandbox",
         image,
     ]  # fmt: skip
+
+
+def container_start_command(name: str, docker: str = "docker") -> list[str]:
+    """Start a created sandbox with its standard streams attached; exits with the container."""
+    return [docker, "start", "--attach", "--interactive", name]
 
 
 def request_archive(notebook_json: dict, files: Path | None, limits: Limits) -> bytes:
@@ -485,7 +495,8 @@ atexit.register(_remove_live_containers)
 
 @dataclass
 class _Container:
-    """A `docker run --interactive` of the grader image, waiting for its one request."""
+    """A started container of the grader image (`docker start --attach --interactive`), waiting
+    for its one request."""
 
     name: str
     proc: asyncio.subprocess.Process
@@ -500,6 +511,14 @@ class _Container:
             and time.monotonic() - self.started < SPARE_MAX_AGE_S
             and self.loop is asyncio.get_running_loop()
         )
+
+
+@dataclass
+class _Spare:
+    """The next submission's container, being started in the background."""
+
+    name: str
+    task: asyncio.Task[_Container]
 
 
 class DockerSandbox:
@@ -532,35 +551,72 @@ class DockerSandbox:
         self.docker = docker
         self.labels = dict(labels or {})
         self.spare = spare
-        self._spare: _Container | None = None
+        self._spare: _Spare | None = None
         self._removals: dict[str, asyncio.subprocess.Process] = {}
         self._swept = False
 
-    async def _start(self) -> _Container:
-        """Start a container; it imports and starts its kernel, then waits for its request."""
-        name = f"learnhub-grade-{uuid.uuid4().hex[:16]}"
+    async def _start(self, name: str | None = None) -> _Container:
+        """Create a container and start it; it imports and starts its kernel, then waits for
+        its request."""
+        name = name or self._new_name()
         labels = {**self.labels, OWNER_LABEL: owner_label()}
-        command = container_run_command(self.image, self.limits, name, self.docker, labels)
+        _LIVE_CONTAINERS[name] = self.docker
+        try:
+            code, said = await self._docker(
+                *container_create_command(self.image, self.limits, name, self.docker, labels)[1:]
+            )
+        except OSError as e:
+            _LIVE_CONTAINERS.pop(name, None)
+            raise SandboxError(f"cannot run {self.docker}: {e}") from e
+        if code != 0:
+            await self._remove(name)
+            raise SandboxError(
+                f"docker could not create the grading sandbox from {self.image}: {said[-500:]} "
+                "(build it with `learnhub images build`)"
+            )
         try:
             proc = await asyncio.create_subprocess_exec(
-                *command,
+                *container_start_command(name, self.docker),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as e:
+            await self._remove(name)
             raise SandboxError(f"cannot run {self.docker}: {e}") from e
-        _LIVE_CONTAINERS[name] = self.docker
         return _Container(name, proc, time.monotonic(), asyncio.get_running_loop())
+
+    @staticmethod
+    def _new_name() -> str:
+        return f"learnhub-grade-{uuid.uuid4().hex[:16]}"
+
+    def _start_spare(self) -> None:
+        """Start the next submission's container in the background, off this one's path."""
+        name = self._new_name()
+        self._spare = _Spare(name, asyncio.create_task(self._start(name)))
 
     async def _take(self) -> _Container:
         """The spare if it is still waiting, else a container started now."""
         spare, self._spare = self._spare, None
-        if spare is not None and spare.usable:
-            return spare
         if spare is not None:
-            await self._discard(spare)
+            container = await self._settle(spare)
+            if container is not None and container.usable:
+                return container
+            if container is not None:
+                await self._discard(container)
         return await self._start()
+
+    async def _settle(self, spare: _Spare) -> _Container | None:
+        """The spare's container once started, or None (its start failed, or it belongs to
+        an event loop that is not this one: then it is removed by name)."""
+        if spare.task.get_loop() is not asyncio.get_running_loop():
+            await self._remove(spare.name)
+            return None
+        try:
+            return await spare.task
+        except SandboxError as e:
+            log.warning("the spare grading container did not start: %s", e)
+            return None
 
     async def _discard(self, container: _Container) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -601,7 +657,9 @@ class DockerSandbox:
         those of finished executions are gone."""
         spare, self._spare = self._spare, None
         if spare is not None:
-            await self._discard(spare)
+            container = await self._settle(spare)
+            if container is not None:
+                await self._discard(container)
         await self.removed()
 
     async def sweep(self) -> list[str]:
@@ -653,7 +711,7 @@ class DockerSandbox:
         container = await self._take()
         if self.spare:
             # The next submission's container warms up while this one is graded.
-            self._spare = await self._start()
+            self._start_spare()
         name, proc = container.name, container.proc
         timed_out = False
         killed_why = None
@@ -672,8 +730,7 @@ class DockerSandbox:
                 await self.close()
                 raise SandboxError(
                     f"docker could not start the grading sandbox from {self.image}: "
-                    f"{stderr.decode(errors='replace').strip()[-500:]} "
-                    "(build it with `learnhub images build`)"
+                    f"{stderr.decode(errors='replace').strip()[-500:]}"
                 )
             if not timed_out and decode_frame(stdout) is None:
                 code, oom = await self._docker("inspect", "--format", "{{.State.OOMKilled}}", name)

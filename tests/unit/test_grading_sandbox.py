@@ -18,7 +18,7 @@ from learnhub.grading.sandbox import (
     Execution,
     LimitEvent,
     Limits,
-    container_run_command,
+    container_create_command,
     frame_end,
     instructor_message,
     isolation_plan,
@@ -53,14 +53,14 @@ def option(command: list[str], name: str) -> list[str]:
 
 
 def test_container_spec_confines_the_submission():
-    command = container_run_command(
+    command = container_create_command(
         "learnhub/grader:1", LIMITS, "learnhub-grade-x", labels={"org.learnhub.submission": "7"}
     )
     assert option(command, "--label") == [
         "org.learnhub.role=grading-sandbox",
         "org.learnhub.submission=7",
     ]
-    assert command[:2] == ["docker", "run"] and command[-1] == "learnhub/grader:1"
+    assert command[:2] == ["docker", "create"] and command[-1] == "learnhub/grader:1"
     assert option(command, "--network") == ["none"]
     assert "--read-only" in command and "--init" in command and "--interactive" in command
     assert option(command, "--user") == ["1000:1000"]
