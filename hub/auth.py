@@ -8,6 +8,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jupyterhub.crypto import CryptKeeper
 from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.orm import UserInfo
+from sqlalchemy import delete
 from traitlets import Bool, Bytes, Integer, Unicode, default
 
 from . import identity
@@ -17,6 +19,7 @@ from .lti11.handlers import LTI11LaunchHandler
 from .lti13 import handlers as lti13
 from .lti13.jwks import PlatformKeys
 from .lti13.keys import ToolKeys
+from .privacy.bulk import bulk_handlers
 from .privacy.handlers import privacy_handlers
 from .store import Store
 
@@ -144,6 +147,17 @@ class LearnHubAuthenticator(NativeAuthenticator):
             return True
         return super().check_allowed(username, authentication)
 
+    async def delete_users(self, usernames: list[str]) -> None:
+        """delete_user for many users at once (the hub's bulk erasure): their direct-login
+        rows in one statement, and their names out of allowed_users."""
+        self.db.execute(
+            delete(UserInfo).where(UserInfo.username.in_(usernames)),
+            execution_options={"synchronize_session": False},
+        )
+        self.db.commit()
+        for username in usernames:
+            self.allowed_users.discard(username)
+
     def get_handlers(self, app):
         # NativeAuthenticator's own /login handler uses APIs JupyterHub 6 removed (statsd);
         # JupyterHub's LoginHandler renders our login.html and calls authenticate() itself.
@@ -156,5 +170,6 @@ class LearnHubAuthenticator(NativeAuthenticator):
             (rf"/{lti13.JWKS_PATH}", lti13.JWKSHandler),
             (rf"/{lti13.CONFIG_PATH}", lti13.ToolConfigHandler),
             *privacy_handlers(),
+            *bulk_handlers(),
             *course_handlers(),
         ]

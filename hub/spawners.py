@@ -701,6 +701,35 @@ class DockerLearnerSpawner(CourseServers, DockerSpawner):
         for name in sorted(volumes):
             await self._remove_volume(name)
 
+    async def delete_forever_many(self, usernames: Iterable[str]) -> set[str]:
+        """delete_forever of many learners whose servers are stopped (the hub's bulk erasure
+        calls it on one spawner, for its engine connection): one listing of LearnHub's
+        containers and one of its volumes, then the removal of those of `usernames`. Per
+        learner, delete_forever would list both again. Returns the learners for whom a
+        removal failed (logged): they must not be deleted yet."""
+        wanted = set(usernames)
+        containers = await self.docker("containers", all=True, filters={"label": USER_LABEL})
+        listed = await self.docker("volumes", filters={"label": USER_LABEL})
+        removals = [
+            (self._remove_container, container["Id"], owner)
+            for container in containers or []
+            if (owner := (container.get("Labels") or {}).get(USER_LABEL)) in wanted
+        ] + [
+            (self._remove_volume, volume["Name"], owner)
+            for volume in (listed or {}).get("Volumes") or []
+            if (owner := (volume.get("Labels") or {}).get(USER_LABEL)) in wanted
+        ]
+        failed = set()
+        for remove, name, owner in removals:
+            if owner in failed:
+                continue
+            try:
+                await remove(name, owner)
+            except (APIError, DockerException) as e:
+                self.log.error("Could not remove %s of deleted user %s: %s", name, owner, e)
+                failed.add(owner)
+        return failed
+
     async def _remove_containers(self):
         names = {self.object_name}
         if not self.name:
@@ -709,23 +738,27 @@ class DockerLearnerSpawner(CourseServers, DockerSpawner):
             )
             names |= {c["Id"] for c in found}
         for name in names:
-            deadline = asyncio.get_running_loop().time() + REMOVAL_TIMEOUT
-            while True:
-                try:
-                    await self.docker("remove_container", name, force=True, v=True)
-                except NotFound:
-                    break
-                except APIError as e:
-                    # 409: the engine is already removing it (auto_remove after a stop).
-                    if e.status_code != 409 or asyncio.get_running_loop().time() > deadline:
-                        raise
-                    await asyncio.sleep(0.5)
-                    continue
-                self.log.info("Removed container %s of %s", name, self.user.name)
-                break
+            await self._remove_container(name, self.user.name)
         self.object_id = ""
 
-    async def _remove_volume(self, name: str):
+    async def _remove_container(self, name: str, username: str):
+        deadline = asyncio.get_running_loop().time() + REMOVAL_TIMEOUT
+        while True:
+            try:
+                await self.docker("remove_container", name, force=True, v=True)
+            except NotFound:
+                return
+            except APIError as e:
+                # 409: the engine is already removing it (auto_remove after a stop).
+                if e.status_code != 409 or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            self.log.info("Removed container %s of %s", name, username)
+            return
+
+    async def _remove_volume(self, name: str, username: str | None = None):
+        username = username or self.user.name
         deadline = asyncio.get_running_loop().time() + REMOVAL_TIMEOUT
         while True:
             try:
@@ -739,12 +772,12 @@ class DockerLearnerSpawner(CourseServers, DockerSpawner):
                         "Could not remove home volume %s of deleted user %s: %s. Remove it "
                         "with `docker volume rm %s`.",
                         name,
-                        self.user.name,
+                        username,
                         e,
                         name,
                     )
                     raise
                 await asyncio.sleep(0.5)
                 continue
-            self.log.info("Deleted home volume %s of %s", name, self.user.name)
+            self.log.info("Deleted home volume %s of %s", name, username)
             return

@@ -24,6 +24,7 @@ from ..identity import parse_group_name
 from ..settings import Settings
 from ..store import CourseRecord, Enrollment, Store
 from . import analytics as stats
+from .bulk import MAX_USERS_PER_CALL
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,15 @@ PARALLEL = 8
 
 class ErasureIncomplete(RuntimeError):
     """A store failed to erase; the stores before it are done and a rerun finishes the rest."""
+
+
+class PartlyErased(Exception):
+    """A batch method (erase_many, scrub_many) did its work except for `failed` people."""
+
+    def __init__(self, failed: Iterable[str], count: int):
+        self.failed = set(failed)
+        self.count = count
+        super().__init__(f"failed for {len(self.failed)} people")
 
 
 @runtime_checkable
@@ -174,6 +184,13 @@ class HubAPI:
             response.raise_for_status()
             return True
 
+    def erase_users(self, names: list[str]) -> dict[str, list[str]]:
+        """Delete users whose servers are stopped in one call (LearnHub's bulk endpoint in
+        the hub, see privacy.bulk): {"deleted", "busy", "failed", "missing"}."""
+        response = self._call("POST", "/learnhub/users/erase", json={"users": names})
+        response.raise_for_status()
+        return response.json()
+
     def remove_from_group(self, group: str, name: str) -> bool:
         response = self._call("DELETE", f"/groups/{quote(group)}/users", json={"users": [name]})
         if response.status_code == 404:
@@ -253,10 +270,11 @@ def _each(
 
 @dataclass
 class ErasureResult:
-    """Per-store counts, and how many people a store failed for (they are retried later)."""
+    """Per-store counts and seconds, and the people a store failed for (retried later)."""
 
     counts: dict[str, int] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _for_people(
@@ -274,10 +292,18 @@ def _for_people(
         if not remaining:
             break
         count = 0
+        started = time.monotonic()
         many = getattr(store, f"{method}_many", None)
         if many is not None:
             try:
                 count = int(many(remaining) or 0)
+            except PartlyErased as e:
+                context.log.error(
+                    "%s: store %s failed for %d people", action, store.name, len(e.failed)
+                )
+                count = e.count
+                result.failed.update(e.failed)
+                remaining = [u for u in remaining if u not in e.failed]
             except Exception as e:
                 context.log.error("%s: store %s failed: %s", action, store.name, e)
                 result.failed.update(remaining)
@@ -299,12 +325,14 @@ def _for_people(
                 count = sum(pool.map(one, remaining))
             remaining = [u for u in remaining if u not in result.failed]
         result.counts[store.name] = count
+        result.seconds[store.name] = time.monotonic() - started
     context.log.info(
-        "%s: %d people, %d failed; %s",
+        "%s: %d people, %d failed; %s; seconds: %s",
         action,
         len(remaining) + len(result.failed),
         len(result.failed),
         _counts_text(result.counts),
+        ", ".join(f"{name}={seconds:.1f}" for name, seconds in result.seconds.items()),
     )
     return result
 
@@ -439,6 +467,27 @@ class HubUserStore:
 
     def erase(self, username: str) -> int:
         return int(self.hub.delete_user(username))
+
+    def erase_many(self, usernames: Iterable[str]) -> int:
+        """Delete users in batches inside the hub (privacy.bulk); those whose server is
+        running or stopping one at a time through DELETE /users/:name, which stops it."""
+        deleted = 0
+        one_by_one: list[str] = []
+        failed: set[str] = set()
+        for batch in batches(usernames, MAX_USERS_PER_CALL):
+            answer = self.hub.erase_users(batch)
+            deleted += len(answer["deleted"])
+            one_by_one += answer["busy"]
+            failed.update(answer["failed"])
+        for username in one_by_one:
+            try:
+                deleted += int(self.hub.delete_user(username))
+            except requests.RequestException as e:
+                log.error("erase: a busy hub user could not be deleted: %s", e)
+                failed.add(username)
+        if failed:
+            raise PartlyErased(failed, deleted)
+        return deleted
 
     def erase_course(self, course_id: str) -> int:
         deleted = 0

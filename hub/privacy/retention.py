@@ -290,6 +290,8 @@ class SweepReport:
     dry_run: bool
     scrubbed: dict[str, int] = field(default_factory=dict)
     erased: dict[str, int] = field(default_factory=dict)
+    erase_seconds: dict[str, float] = field(default_factory=dict)  # by store
+    phases: dict[str, float] = field(default_factory=dict)  # plan, scrub, erase, ... seconds
     courses_erased: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     compacted: str | None = None
@@ -304,26 +306,39 @@ def sweep(
     Logs counts only. After deleting anything, the database is compacted so that no
     deleted row can be read back from its files.
     """
-    started = time.monotonic()
+    started = mark = time.monotonic()
     now = time.time() if now is None else now
     people, courses = gather(context)
     decided = plan(now, people, courses, policy)
     report = SweepReport(decided, dry_run)
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        report.phases[name] = time.monotonic() - mark
+        mark = time.monotonic()
+
+    phase("plan")
     if not dry_run:
         if decided.scrub:
             scrubbed = scrub_people(context, decided.scrub)
             report.scrubbed, report.failed = scrubbed.counts, report.failed + len(scrubbed.failed)
+            phase("scrub")
         if decided.delete:
             erased = erase_people(context, decided.delete)
             report.erased, report.failed = erased.counts, report.failed + len(erased.failed)
+            report.erase_seconds = erased.seconds
+            phase("erase")
         for course_id in decided.delete_courses:
             for name, count in erase_course(context, course_id).items():
                 report.courses_erased[name] = report.courses_erased.get(name, 0) + count
+        if decided.delete_courses:
+            phase("courses")
         if decided.delete or decided.delete_courses or decided.scrub:
             try:
                 report.compacted = compact(context.engine)
             except Exception as e:  # a busy database: the next sweep compacts
                 context.log.warning("retention: could not compact the database: %s", e)
+            phase("compact")
     report.seconds = time.monotonic() - started
     context.log.info(
         "retention sweep%s: %s; failed=%d; %.1fs",
@@ -424,6 +439,12 @@ def cmd_retention(settings, args) -> int:
         ):
             if counts:
                 print(f"{label}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+        print("seconds: " + ", ".join(f"{k}={v:.1f}" for k, v in report.phases.items()))
+        if report.erase_seconds:
+            print(
+                "erasure seconds by store: "
+                + ", ".join(f"{k}={v:.1f}" for k, v in report.erase_seconds.items())
+            )
         if report.compacted:
             print(f"database compacted ({report.compacted})")
         if report.failed:

@@ -599,6 +599,45 @@ def test_deleting_the_user_removes_container_and_volume(client, hub, lms, engine
     assert f"Deleted home volume {volume}" in hub.log_path.read_text()
 
 
+def test_bulk_erasure_removes_stopped_learners_volumes_only(client, hub, lms, engine, admin):
+    """The retention sweep's path (privacy.bulk, delete_forever_many): one listing, the
+    volumes of the learners in the batch removed, a running learner's kept."""
+    from learnhub.privacy.bulk import ERASE_USERS_PATH
+    from learnhub.privacy.service import service_token
+
+    gone = ready(client, hub, lms, "bulk-leaver")
+    put_file(gone, "personal.txt", "mine")
+    stays = ready(client, hub, lms, "bulk-stayer")
+    stopped = requests.delete(
+        f"{hub.url}/hub/api/users/{gone.username}/server", headers=admin, timeout=120
+    )
+    assert stopped.status_code in (202, 204), stopped.text
+    deadline = time.monotonic() + 120
+    while requests.get(
+        f"{hub.url}/hub/api/users/{gone.username}", headers=admin, timeout=30
+    ).json()["servers"]:
+        assert time.monotonic() < deadline, "the server did not stop"
+        time.sleep(0.5)
+
+    erased = requests.post(
+        f"{hub.url}/hub/{ERASE_USERS_PATH}",
+        headers={"Authorization": f"token {service_token(hub.state_dir)}"},
+        json={"users": [gone.username, stays.username]},
+        timeout=120,
+    )
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["deleted"] == [gone.username]
+    assert erased.json()["busy"] == [stays.username]
+    with pytest.raises(NotFound):
+        engine.inspect_volume(f"learnhub-home-{gone.username}")
+    assert (
+        engine.containers(all=True, filters={"label": f"org.learnhub.user={gone.username}"}) == []
+    )
+    assert engine.inspect_volume(f"learnhub-home-{stays.username}")
+    assert container_of(engine, stays)["State"]["Running"]
+    assert hub.query("select count(*) from users where name = ?", gone.username) == [(0,)]
+
+
 def test_restarting_the_hub_keeps_servers_and_launch_tokens(client, hub, lms, engine, admin):
     session = ready(client, hub, lms, "hopper")
     before = container_of(engine, session)["Id"]
