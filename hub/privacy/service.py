@@ -57,8 +57,9 @@ RETENTION_SCOPES = (
     # they are active or protected.
     "read:users",
     # PATCH /users/:name {auth_state} (scrubbing names and emails) exists only under
-    # admin:users; it also covers DELETE /users/:name, which makes JupyterHub remove the
-    # user's tokens, auth state and servers and call the spawner's delete_forever.
+    # admin:users; it also covers delete:users: DELETE /users/:name, which makes JupyterHub
+    # stop the server, remove the user's tokens and auth state and call the spawner's
+    # delete_forever, and LearnHub's bulk POST /learnhub/users/erase (privacy.bulk).
     "admin:users",
     # Reading the encrypted auth state: a person's data page, export and scrub.
     "admin:auth_state",
