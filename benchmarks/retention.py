@@ -3,11 +3,15 @@
 A script, not a test. For each size it makes a fresh state directory, starts a real hub
 (local learner servers) once so JupyterHub creates its tables, stops it, and fills the
 database in bulk: N hub users with encrypted auth state, N enrollments (name and email
-encrypted) over N/100 courses, and a home folder with a notebook per learner. One learner
+encrypted) over N/100 courses, and a home folder with a notebook per learner. Each course
+gets an nbgrader course directory and gradebook with one assignment; each learner a
+gradebook entry with a graded submission, submitted/ and autograded/ folders, a submission
+in the exchange, a grading job, a grade snapshot and a grade sent to the LMS. One learner
 in ten last came 800 days ago. The hub is started again, one real learner is launched over
 LTI 1.1, and while `learnhub retention run` deletes the 10% a loop keeps launching that
 learner and times each launch. Prints the sweep's wall time and launch latency (median, p95,
-max) before and during the sweep.
+max) before and during the sweep, then what is left of the deleted learners in the courses
+(must be nothing) and whether the other learners' grades are all still there.
 
     .venv/bin/python benchmarks/retention.py            # 10,000 and 100,000
     .venv/bin/python benchmarks/retention.py 2000       # any sizes
@@ -21,6 +25,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -29,18 +34,27 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from learnhub.auth import auth_state_key  # noqa: E402
+from learnhub.courses.coursedir import nbgrader_config  # noqa: E402
 from learnhub.demo.lms import lti11_launch_params, sign_lti11_launch  # noqa: E402
+from learnhub.grading.queue import GradingJob  # noqa: E402
+from learnhub.grading.service import GradeSnapshot  # noqa: E402
+from learnhub.passback.outbox import OutboxGrade  # noqa: E402
 from learnhub.settings import load_settings  # noqa: E402
-from learnhub.store import Cipher  # noqa: E402
+from learnhub.store import Base, Cipher, Store  # noqa: E402
 from tests import support  # noqa: E402
+from tests.integration.test_course_workflow import ASSIGNMENT, source_notebook  # noqa: E402
 from tests.support import Hub, free_port, write_settings  # noqa: E402
 
 # JupyterHub's start-up reads every user: allow for large databases.
@@ -53,6 +67,7 @@ DAY = 86400
 
 # Pseudonyms in the shape LMS launches make ("l" + 19 base32 letters), from a number.
 DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
+LETTERS_AS_DIGITS = str.maketrans("abcdefghij", "0123456789")
 
 
 def learner_name(i: int) -> str:
@@ -77,6 +92,9 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
     courses = max(1, n // 100)
     homes = hub.state_dir / "homes"
     started = time.monotonic()
+    # The grading tables, as the grading service and the grade outbox make them.
+    tables = [GradingJob.__table__, GradeSnapshot.__table__, OutboxGrade.__table__]
+    Base.metadata.create_all(Store(settings.database_url, settings.crypt_key).engine, tables=tables)
     with sqlite3.connect(hub.db_path) as db:
         (user_role,) = db.execute("select id from roles where name = 'user'").fetchone()
         next_id = (db.execute("select max(id) from users").fetchone()[0] or 0) + 1
@@ -86,6 +104,7 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
             [(f"cbench{c:06d}", f"ctx-{c}", f"Course {c}", old, now) for c in range(courses)],
         )
         users, roles, enrollments = [], [], []
+        members = [(f"cbench{i % courses:06d}", learner_name(i)) for i in range(n)]
         inactive = 0
         for i in range(n):
             name = learner_name(i)
@@ -103,7 +122,7 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
             roles.append((next_id + i, user_role))
             enrollments.append(
                 (
-                    f"cbench{i % courses:06d}", name, "learner", "1.1", "bench",
+                    members[i][0], name, "learner", "1.1", "bench",
                     cipher.encrypt("{}"), cipher.encrypt(person), cipher.encrypt(email),
                     seen, seen,
                 )
@@ -118,6 +137,25 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
             roles,
         )
         db.executemany(
+            "insert into learnhub_grading_jobs (course_id, assignment_id, student, submission_id,"
+            " timestamp, state, attempts, enqueued, started, finished, score, max_score,"
+            " needs_manual_grade, sandbox, tampered, messages_json)"
+            " values (?, ?, ?, ?, ?, 'graded', 1, ?, ?, ?, 2, 3, 1, 'process', 0, '[]')",
+            [(c, ASSIGNMENT, u, SUBMISSION_ID, NBGRADER_TIME, old, old, old) for c, u in members],
+        )
+        db.executemany(
+            "insert into learnhub_grade_snapshots (course_id, student, assignment_id, score,"
+            " max_score, needs_manual_grade) values (?, ?, ?, 2, 3, 1)",
+            [(c, u, ASSIGNMENT) for c, u in members],
+        )
+        db.executemany(
+            "insert into learnhub_grade_outbox (username, course_id, assignment, score, max_score,"
+            " pending_manual, graded_at, message_id, state, attempts, permanent_failures,"
+            " sent_at, lms_status, lti_version, created, updated)"
+            " values (?, ?, ?, 2, 3, 1, ?, ?, 'sent', 1, 0, ?, 200, '1.1', ?, ?)",
+            [(u, c, ASSIGNMENT, old, uuid.uuid4().hex, old, old, old) for c, u in members],
+        )
+        db.executemany(
             "insert into learnhub_enrollments (course_id, username, role, lti_version, platform,"
             " launch_enc, name_enc, email_enc, first_launch, last_launch)"
             " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -127,8 +165,166 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
         home = homes / learner_name(i)
         home.mkdir(parents=True)
         (home / "work.ipynb").write_text('{"cells": [], "nbformat": 4}')
+    fill_courses(settings.state_dir, members)
     print(f"  filled {n} learners in {time.monotonic() - started:.1f}s", flush=True)
     return inactive
+
+
+# Every learner submitted ps1 once, at this time (the exchange's id and nbgrader's format).
+SUBMISSION_ID = "20240115T100000.000000Z"
+NBGRADER_TIME = "2024-01-15 10:00:00.000000 UTC"
+GRADEBOOK_TIME = "2024-01-15 10:00:00.000000"
+
+
+def template_gradebook(path: Path) -> None:
+    """A gradebook with ps1 and its graded cells, made once through nbgrader's API (its
+    first open of a new file runs `alembic heads`: seconds, too slow for every course)."""
+    from nbgrader.api import Gradebook
+
+    bin_dir = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+    with Gradebook(f"sqlite:///{path}", course_id="ctemplate000") as gradebook:
+        gradebook.update_or_create_assignment(ASSIGNMENT)
+        gradebook.update_or_create_notebook(ASSIGNMENT, ASSIGNMENT)
+        for cell in source_notebook().cells:
+            grading = cell.metadata.get("nbgrader", {})
+            if grading.get("grade"):
+                gradebook.update_or_create_grade_cell(
+                    grading["grade_id"], ASSIGNMENT, ASSIGNMENT,
+                    max_score=grading["points"], cell_type=cell.cell_type,
+                )  # fmt: skip
+            if grading.get("solution"):
+                gradebook.update_or_create_solution_cell(
+                    grading["grade_id"], ASSIGNMENT, ASSIGNMENT
+                )
+
+
+def fill_gradebook(path: Path, course_id: str, learners: list[str]) -> None:
+    """Each learner a student (with name and email), a submission of ps1 and its grades and
+    comments, as nbgrader's add_submission and autograde leave them."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("update course set id = ?", (course_id,))
+        db.execute("update assignment set course_id = ?", (course_id,))
+        ((assignment_id,),) = db.execute("select id from assignment").fetchall()
+        ((notebook_id,),) = db.execute("select id from notebook").fetchall()
+        cells = db.execute(
+            "select b.id, b.type, g.cell_type from base_cell b"
+            " left join grade_cells g on g.id = b.id"
+        ).fetchall()
+        students, submissions, notebooks, grades, comments = [], [], [], [], []
+        for username in learners:
+            number = int(username[1:].translate(LETTERS_AS_DIGITS))
+            students.append(
+                (username, "Learner", f"Number{number}", f"learner{number}@example.edu")
+            )
+            submission, notebook = uuid.uuid4().hex, uuid.uuid4().hex
+            submissions.append((submission, assignment_id, username, GRADEBOOK_TIME))
+            notebooks.append((notebook, submission, notebook_id))
+            for cell_id, kind, cell_type in cells:
+                if kind == "GradeCell":
+                    # Code cells are autograded; a markdown answer waits for a person.
+                    manual = cell_type == "markdown"
+                    score = None if manual else 2.0
+                    grades.append((uuid.uuid4().hex, notebook, cell_id, score, int(manual)))
+                else:
+                    comments.append((uuid.uuid4().hex, notebook, cell_id))
+        db.executemany(
+            "insert into student (id, first_name, last_name, email) values (?, ?, ?, ?)", students
+        )
+        db.executemany(
+            "insert into submitted_assignment (id, assignment_id, student_id, timestamp)"
+            " values (?, ?, ?, ?)",
+            submissions,
+        )
+        db.executemany(
+            "insert into submitted_notebook (id, assignment_id, notebook_id, flagged,"
+            " late_submission_penalty) values (?, ?, ?, 0, 0.0)",
+            notebooks,
+        )
+        db.executemany(
+            "insert into grade (id, notebook_id, cell_id, auto_score, needs_manual_grade)"
+            " values (?, ?, ?, ?, ?)",
+            grades,
+        )
+        db.executemany("insert into comment (id, notebook_id, cell_id) values (?, ?, ?)", comments)
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def fill_courses(state_dir: Path, members: list[tuple[str, str]]) -> None:
+    """Course directories, gradebooks and exchange folders, laid out as CourseDirectories
+    (<state>/courses) and ExchangeStore (<state>/exchange) lay them out."""
+    learners_of: dict[str, list[str]] = defaultdict(list)
+    for course_id, username in members:
+        learners_of[course_id].append(username)
+    (state_dir / "courses").mkdir(exist_ok=True)
+    template = state_dir / "courses" / ".template-gradebook.db"
+    template_gradebook(template)
+
+    def fill_one(course: tuple[str, list[str]]) -> None:
+        fill_course(state_dir, template, *course)
+
+    # Creating files waits on the disk: a few courses at once.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(fill_one, sorted(learners_of.items())))
+    template.unlink()
+
+
+def fill_course(state_dir: Path, template: Path, course_id: str, learners: list[str]) -> None:
+    course, exchange = state_dir / "courses" / course_id, state_dir / "exchange" / course_id
+    notebook = nbformat.writes(source_notebook())
+    write(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", notebook)
+    shutil.copyfile(template, course / "gradebook.db")
+    fill_gradebook(course / "gradebook.db", course_id, learners)
+    write(course / "nbgrader_config.py", nbgrader_config(course_id))
+    write(exchange / "outbound" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", notebook)
+    submission = json.dumps(
+        {"timestamp": NBGRADER_TIME, "received": 1705312800.0, "late": False,
+         "size": len(notebook)}
+    )  # fmt: skip
+    for username in learners:
+        for step in ("submitted", "autograded"):
+            folder = course / step / username / ASSIGNMENT
+            write(folder / f"{ASSIGNMENT}.ipynb", notebook)
+            (folder / "timestamp.txt").write_text(NBGRADER_TIME)
+        folder = exchange / "inbound" / username / ASSIGNMENT / SUBMISSION_ID
+        write(folder / f"{ASSIGNMENT}.ipynb", notebook)
+        (folder / ".submission.json").write_text(submission)
+
+
+def course_census(state_dir: Path, people: set[str]) -> dict[str, int]:
+    """What the courses keep of `people`: gradebook students, their grades, their folders in
+    the course directories and the exchange, their grading and outbox rows."""
+    found = {"students": 0, "grades": 0, "folders": 0, "rows": 0}
+    for course in sorted((state_dir / "courses").glob("cbench*")):
+        with contextlib.closing(sqlite3.connect(course / "gradebook.db")) as db:
+            students = {row[0] for row in db.execute("select id from student")}
+            grades = db.execute(
+                "select a.student_id, count(*) from grade g"
+                " join submitted_notebook n on n.id = g.notebook_id"
+                " join submitted_assignment a on a.id = n.assignment_id group by a.student_id"
+            ).fetchall()
+        found["students"] += len(students & people)
+        found["grades"] += sum(count for student, count in grades if student in people)
+        exchange = state_dir / "exchange" / course.name
+        for folder in (
+            course / "submitted", course / "autograded", course / "feedback",
+            exchange / "inbound", exchange / "feedback",
+        ):  # fmt: skip
+            if folder.is_dir():
+                found["folders"] += len(people.intersection(os.listdir(folder)))
+    with contextlib.closing(sqlite3.connect(state_dir / "learnhub.sqlite", timeout=30)) as db:
+        for table, column in (
+            ("learnhub_grading_jobs", "student"),
+            ("learnhub_grade_snapshots", "student"),
+            ("learnhub_grade_outbox", "username"),
+        ):
+            names = db.execute(f"select {column} from {table}").fetchall()  # noqa: S608
+            found["rows"] += sum(1 for (name,) in names if name in people)
+    return found
 
 
 class LaunchLoop(threading.Thread):
@@ -197,6 +393,9 @@ def run_size(n: int) -> dict:
         hub.start()
         hub.stop()
         inactive = fill(hub, n)
+        learners = {learner_name(i) for i in range(n)}
+        staying = {learner_name(i) for i in range(n) if i % 10}
+        kept_before = course_census(state, staying)
         started = time.monotonic()
         hub.start()
         print(f"  hub start with {n} users: {time.monotonic() - started:.1f}s", flush=True)
@@ -230,6 +429,20 @@ def run_size(n: int) -> dict:
         print(f"  launch latency before the sweep: {summary(before)}")
         print(f"  launch latency during the sweep: {summary(during)}")
         print(f"  failed launches: {loop.failures}", flush=True)
+        gone = learners - {name for (name,) in hub.query("select name from users")}
+        left = course_census(state, gone)
+        kept_after = course_census(state, staying)
+        print(
+            f"  left of the {len(gone)} deleted learners in courses: "
+            f"{left['students']} gradebook students, {left['grades']} grades, "
+            f"{left['folders']} folders, {left['rows']} grading/outbox rows"
+        )
+        print(
+            f"  grades of the {len(staying)} learners kept: {kept_before['grades']} before, "
+            f"{kept_after['grades']} after; folders {kept_before['folders']} before, "
+            f"{kept_after['folders']} after",
+            flush=True,
+        )
         return {"n": n, "sweep_seconds": seconds, "deleted": n - remaining}
     finally:
         stop(hub)

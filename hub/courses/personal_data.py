@@ -13,19 +13,44 @@ import json
 import os
 import shutil
 import sys
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy import delete
+from nbgrader.api import (
+    Comment,
+    Grade,
+    Gradebook,
+    MissingEntry,
+    Student,
+    SubmittedAssignment,
+    SubmittedNotebook,
+)
+from sqlalchemy import create_engine, delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from ..grading.queue import GradingJob, GradingQueue
 from ..grading.service import FeedbackMode, GradeSnapshot
 from ..passback.outbox import GradeOutbox, OutboxGrade
+from ..privacy.erasure import batches
+from ..store import Enrollment
 from .coursedir import COURSE_ID, CourseDirectories, grader_username
 from .exchange import USERNAME, ExchangeStore
 
 STUDENT_FOLDERS = ("submitted", "autograded", "feedback")
+# Folders of the exchange named after a student: their submissions, their feedback.
+EXCHANGE_FOLDERS = ("inbound", "feedback")
+# Up to this many people, a folder is asked about each of them (a stat each); for more, it
+# is listed once: a sweep erasing thousands must not stat every course once per person.
+FEW = 8
+# Seconds to wait for a gradebook that a grading run holds locked.
+GRADEBOOK_LOCK_WAIT = 30
+# Courses erased from at once: deleting folders waits on the disk, not on this process.
+PARALLEL_COURSES = 4
 
 
 def _with_alembic_on_path() -> None:
@@ -52,24 +77,50 @@ class CourseDataStore:
         _with_alembic_on_path()
 
     def _course_ids(self) -> list[str]:
+        """Every course: known to the store, or with a folder left in the courses or exchange."""
         ids = {c.id for c in self.store.courses()}
-        if self.courses.root.is_dir():
-            ids |= {p.name for p in self.courses.root.iterdir() if COURSE_ID.match(p.name)}
-        return sorted(ids)
+        for root in (self.courses.root, self.exchange.root):
+            if root.is_dir():
+                ids.update(os.listdir(root))
+        return sorted(i for i in ids if COURSE_ID.match(i))
+
+    def _person_folders(self, course_id: str) -> list[Path]:
+        """The folders of a course that hold one sub-folder per student, named after them."""
+        course, exchange = self.courses.root / course_id, self.exchange.course(course_id)
+        return [course / p for p in STUDENT_FOLDERS] + [exchange / p for p in EXCHANGE_FOLDERS]
+
+    def _enrolled(self, people: set[str]) -> Iterable[tuple[str, str]]:
+        """(course id, username) of every enrollment of these people, a batch per query."""
+        for batch in batches(sorted(people)):
+            with self.store.session() as s:
+                yield from s.execute(
+                    select(Enrollment.course_id, Enrollment.username).where(
+                        Enrollment.username.in_(batch)
+                    )
+                ).all()
+
+    def _holdings(self, people: set[str]) -> dict[str, Holding]:
+        """Which courses hold anything of these people, and their folders there.
+
+        A gradebook entry comes from an enrollment or a submission, so enrollments and
+        folders find every course without opening each gradebook. Each course's student
+        folders are looked at once for everyone (see _named_in), so the cost grows with the
+        number of courses, not with courses times people.
+        """
+        held: dict[str, Holding] = defaultdict(Holding)
+        for course_id, username in self._enrolled(people):
+            if COURSE_ID.match(course_id):
+                held[course_id].people.add(username)
+        for course_id in self._course_ids():
+            for folder in self._person_folders(course_id):
+                for username in _named_in(folder, people):
+                    held[course_id].people.add(username)
+                    held[course_id].folders.append(folder / username)
+        return dict(held)
 
     def _courses_of(self, username: str) -> list[str]:
         """Courses holding anything of `username`: enrollments, gradebook, exchange."""
-        # A gradebook entry comes from an enrollment or a submission, so enrollments and
-        # folders find every course without opening each gradebook: a few stat calls per
-        # course, which a sweep over many people and courses can afford.
-        found = {e.course_id for e in self.store.enrollments_of(username)}
-        for course_id in self._course_ids():
-            if (self.exchange.course(course_id) / "inbound" / username).exists() or any(
-                (self.courses.root / course_id / part / username).exists()
-                for part in STUDENT_FOLDERS
-            ):
-                found.add(course_id)
-        return sorted(found)
+        return sorted(self._holdings(_valid([username])))
 
     def _student(self, course_id: str, username: str) -> dict | None:
         with Gradebook(self.courses.gradebook_url(course_id), course_id=course_id) as gb:
@@ -161,42 +212,77 @@ class CourseDataStore:
         return written
 
     def scrub(self, username: str) -> int:
+        return self.scrub_many([username])
+
+    def scrub_many(self, usernames: Iterable[str]) -> int:
+        """Drop the names and emails of these people from every gradebook they are in."""
+        people = _valid(usernames)
         scrubbed = 0
-        for course_id in self._courses_of(username):
-            if not self.courses.exists(course_id):
-                continue
-            with Gradebook(self.courses.gradebook_url(course_id), course_id=course_id) as gb:
-                try:
-                    gb.find_student(username)
-                except MissingEntry:
-                    continue
-                gb.update_or_create_student(username, first_name=None, last_name=None, email=None)
-                scrubbed += 1
+        for course_id, holding in sorted(self._holdings(people).items()):
+            with self._gradebook(course_id) as gradebook:
+                if gradebook is not None:
+                    scrubbed += _scrub_students(gradebook, holding.people)
         return scrubbed
+
+    def erase(self, username: str) -> int:
+        return self.erase_many([username])
+
+    def erase_many(self, usernames: Iterable[str]) -> int:
+        """Delete everything courses keep about these people, course by course.
+
+        Each course they are in is visited once for all of them: one gradebook session, one
+        pass over its folders; a few courses at a time, as deleting folders mostly waits on
+        the disk. Then their grading jobs, grade snapshots and queued grades of every course
+        go, a batch of people per short transaction.
+        """
+        people = _valid(usernames)
+        if not people:
+            return 0
+        held = sorted(self._holdings(people).items())
+        with ThreadPoolExecutor(max_workers=PARALLEL_COURSES) as pool:
+            removed = sum(pool.map(lambda course: self._erase_in(*course), held))
+        return removed + self._forget_rows(people)
+
+    def _erase_in(self, course_id: str, holding: Holding) -> int:
+        """One course's share: its gradebook's students among these people, their folders."""
+        return self._remove_students(course_id, holding.people) + _remove_all(holding.folders)
 
     def remove_from_course(self, username: str, course_id: str) -> int:
         if not USERNAME.match(username) or not COURSE_ID.match(course_id):
             return 0
-        removed = int(self.courses.remove_student(course_id, username))
-        for part in STUDENT_FOLDERS:
-            shutil.rmtree(self.courses.root / course_id / part / username, ignore_errors=True)
-        removed += self.exchange.remove_student(course_id, username)
-        removed += GradingQueue(self.store).forget_student(username, course_id)
-        with self.store.session() as s:
-            for table, column in (
-                (GradeSnapshot, GradeSnapshot.student),
-                (OutboxGrade, OutboxGrade.username),
-            ):
-                removed += s.execute(
-                    delete(table).where(column == username, table.course_id == course_id)
-                ).rowcount
-            s.commit()
-        return removed
+        people = {username}
+        folders = [f / u for f in self._person_folders(course_id) for u in _named_in(f, people)]
+        removed = self._remove_students(course_id, people) + _remove_all(folders)
+        return removed + self._forget_rows(people, course_id=course_id)
 
-    def erase(self, username: str) -> int:
-        return sum(self.remove_from_course(username, c) for c in self._courses_of(username)) + (
-            GradeOutbox(self.store).forget_user(username)
-        )
+    def _gradebook(self, course_id: str) -> AbstractContextManager[Session | None]:
+        return _gradebook_session(self.courses.path(course_id) / "gradebook.db")
+
+    def _remove_students(self, course_id: str, people: set[str]) -> int:
+        """Delete these students with their submissions, grades and comments from the
+        course's gradebook; returns how many students were in it."""
+        with self._gradebook(course_id) as gradebook:
+            if gradebook is None:
+                return 0
+            return sum(_delete_students(gradebook, batch) for batch in batches(sorted(people)))
+
+    def _forget_rows(self, people: set[str], course_id: str | None = None) -> int:
+        """Delete these people's grading jobs, grade snapshots and queued grades (of one
+        course, or of all), a batch of people per transaction so launches never wait long."""
+        removed = 0
+        for batch in batches(sorted(people)):
+            with self.store.session() as s:
+                for table, column in (
+                    (GradingJob, GradingJob.student),
+                    (GradeSnapshot, GradeSnapshot.student),
+                    (OutboxGrade, OutboxGrade.username),
+                ):
+                    query = delete(table).where(column.in_(batch))
+                    if course_id is not None:
+                        query = query.where(table.course_id == course_id)
+                    removed += s.execute(query).rowcount
+                s.commit()
+        return removed
 
     def erase_course(self, course_id: str) -> int:
         if not COURSE_ID.match(course_id):
@@ -226,6 +312,102 @@ def _add_tree(archive, folder: Path, prefix: str) -> int:
             archive.write(path, prefix + relative.as_posix())
             count += 1
     return count
+
+
+@dataclass
+class Holding:
+    """What one course holds of the people being erased: who, and their folders."""
+
+    people: set[str] = field(default_factory=set)
+    folders: list[Path] = field(default_factory=list)
+
+
+def _valid(usernames: Iterable[str]) -> set[str]:
+    # Names become paths and SQL parameters: anything but a LearnHub username is skipped.
+    return {u for u in usernames if isinstance(u, str) and USERNAME.match(u)}
+
+
+def _named_in(folder: Path, people: set[str]) -> set[str]:
+    """Which of `people` have an entry in `folder`: a stat each for a few people, one
+    listing of the folder for many."""
+    if len(people) <= FEW:
+        return {p for p in people if os.path.lexists(folder / p)}
+    try:
+        return people.intersection(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _remove_all(paths: Iterable[Path]) -> int:
+    """Delete these folders (a link or file of the same name is unlinked, never followed)."""
+    removed = 0
+    for path in paths:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
+
+
+@contextmanager
+def _gradebook_session(path: Path) -> Iterator[Session | None]:
+    """A session on a course's gradebook through nbgrader's models; None without a gradebook
+    (a missing one is never created).
+
+    nbgrader's Gradebook commits once per submitted notebook when it removes a student and
+    checks its whole schema when opened; a sweep removes many students of many courses, so
+    it deletes their rows with a few statements, one transaction per batch of students.
+    """
+    if not path.is_file():
+        yield None
+        return
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": GRADEBOOK_LOCK_WAIT})
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _delete_students(gradebook: Session, students: list[str]) -> int:
+    """Delete students with everything nbgrader keeps of them, in one transaction."""
+    submissions = select(SubmittedAssignment.id).where(SubmittedAssignment.student_id.in_(students))
+    notebooks = select(SubmittedNotebook.id).where(SubmittedNotebook.assignment_id.in_(submissions))
+    for table in (Grade, Comment):
+        gradebook.execute(delete(table).where(table.notebook_id.in_(notebooks)))
+    gradebook.execute(
+        delete(SubmittedNotebook).where(SubmittedNotebook.assignment_id.in_(submissions))
+    )
+    gradebook.execute(
+        delete(SubmittedAssignment).where(SubmittedAssignment.student_id.in_(students))
+    )
+    removed = gradebook.execute(delete(Student).where(Student.id.in_(students))).rowcount
+    gradebook.commit()
+    return removed
+
+
+def _scrub_students(gradebook: Session, people: set[str]) -> int:
+    """Drop the names and emails of these students; returns how many had any."""
+    scrubbed = 0
+    for batch in batches(sorted(people)):
+        scrubbed += gradebook.execute(
+            update(Student)
+            .where(
+                Student.id.in_(batch),
+                or_(
+                    Student.first_name.is_not(None),
+                    Student.last_name.is_not(None),
+                    Student.email.is_not(None),
+                ),
+            )
+            .values(first_name=None, last_name=None, email=None)
+        ).rowcount
+        gradebook.commit()
+    return scrubbed
 
 
 def courses_store(context) -> CourseDataStore | None:
