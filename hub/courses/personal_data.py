@@ -10,6 +10,7 @@ the above for everyone in it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -31,15 +32,18 @@ from nbgrader.api import (
     SubmittedNotebook,
 )
 from sqlalchemy import create_engine, delete, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..grading.queue import GradingJob, GradingQueue
 from ..grading.service import FeedbackMode, GradeSnapshot
 from ..passback.outbox import GradeOutbox, OutboxGrade
-from ..privacy.erasure import batches
+from ..privacy.erasure import PartlyErased, batches
 from ..store import Enrollment
 from .coursedir import COURSE_ID, CourseDirectories, grader_username
 from .exchange import USERNAME, ExchangeStore
+
+log = logging.getLogger(__name__)
 
 STUDENT_FOLDERS = ("submitted", "autograded", "feedback")
 # Folders of the exchange named after a student: their submissions, their feedback.
@@ -240,12 +244,26 @@ class CourseDataStore:
             return 0
         held = sorted(self._holdings(people).items())
         with ThreadPoolExecutor(max_workers=PARALLEL_COURSES) as pool:
-            removed = sum(pool.map(lambda course: self._erase_in(*course), held))
-        return removed + self._forget_rows(people)
+            done = list(pool.map(lambda course: self._erase_in(*course), held))
+        removed = sum(count for count, _ in done)
+        failed = set().union(*(stuck for _, stuck in done))
+        removed += self._forget_rows(people - failed)
+        if failed:
+            raise PartlyErased(failed, removed)
+        return removed
 
-    def _erase_in(self, course_id: str, holding: Holding) -> int:
-        """One course's share: its gradebook's students among these people, their folders."""
-        return self._remove_students(course_id, holding.people) + _remove_all(holding.folders)
+    def _erase_in(self, course_id: str, holding: Holding) -> tuple[int, set[str]]:
+        """One course's share: its gradebook's students among these people, their folders.
+
+        Returns the count, and the people whose erasure failed here (a gradebook locked too
+        long, a broken one): only they wait for the next sweep, not everyone in the batch.
+        """
+        try:
+            removed = self._remove_students(course_id, holding.people)
+            return removed + _remove_all(holding.folders), set()
+        except (OSError, SQLAlchemyError) as e:
+            log.error("erasure in course %s failed: %s", course_id, type(e).__name__)
+            return 0, holding.people
 
     def remove_from_course(self, username: str, course_id: str) -> int:
         if not USERNAME.match(username) or not COURSE_ID.match(course_id):

@@ -19,7 +19,7 @@ from learnhub.courses.personal_data import CourseDataStore
 from learnhub.grading.queue import GradingQueue
 from learnhub.grading.service import GradeSnapshot
 from learnhub.passback import GradeOutbox
-from learnhub.privacy.erasure import stores
+from learnhub.privacy.erasure import PartlyErased, stores
 from tests.integration import test_grading_service as grading
 from tests.integration.test_grading_service import COURSE
 
@@ -316,3 +316,29 @@ def test_scrub_many_drops_names_and_emails_of_exactly_the_listed_people(many):
         # Scrubbing keeps the work: every submission, grade and comment is still there.
         assert gradebook_rows(courses, course_id) == rows_before[course_id]
     assert data.scrub_many(erased) == 0
+
+
+def test_a_broken_gradebook_leaves_only_its_own_people_for_the_next_sweep(many):
+    data, store, courses, _, erased, kept = many
+    first, second, third = erased
+    broken = courses.root / "cbrokencours"
+    (broken / "submitted" / second).mkdir(parents=True)
+    (broken / "gradebook.db").write_bytes(b"this is not a database" * 100)
+
+    with pytest.raises(PartlyErased) as caught:
+        data.erase_many(erased)
+
+    assert caught.value.failed == {second}
+    assert caught.value.count > 0
+    # The others are gone; of the one in the broken course, what the working courses held
+    # is gone, the broken course's folder and the rows outside the courses wait.
+    assert set(gradebook_rows(courses, COURSE)["student"]) == set(kept)
+    assert not set(gradebook_rows(courses, OTHER)["student"]) & {first, second, third}
+    waiting = [p for rows in platform_rows(store).values() for _, p in rows if p not in kept]
+    assert set(waiting) == {second}
+    assert (broken / "submitted" / second).is_dir()
+    # Once the gradebook is mended (here: gone), the next sweep finishes.
+    (broken / "gradebook.db").unlink()
+    assert data.erase_many(erased) == 1 + len(waiting)
+    assert not (broken / "submitted" / second).exists()
+    assert {p for _, p in platform_rows(store)["outbox"]} == set(kept)
