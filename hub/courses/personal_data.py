@@ -39,6 +39,7 @@ from ..grading.queue import GradingJob, GradingQueue
 from ..grading.service import FeedbackMode, GradeSnapshot
 from ..passback.outbox import GradeOutbox, OutboxGrade
 from ..privacy.erasure import PartlyErased, batches
+from ..privacy.retention import SecureDeleteConnection
 from ..store import Enrollment
 from .coursedir import COURSE_ID, CourseDirectories, grader_username
 from .exchange import USERNAME, ExchangeStore
@@ -379,11 +380,16 @@ def _gradebook_session(path: Path) -> Iterator[Session | None]:
     nbgrader's Gradebook commits once per submitted notebook when it removes a student and
     checks its whole schema when opened; a sweep removes many students of many courses, so
     it deletes their rows with a few statements, one transaction per batch of students.
+    With secure_delete (the default of Debian's SQLite, not of every build), as on LearnHub's
+    own database: deleted names, emails, answers and comments are overwritten in the file.
     """
     if not path.is_file():
         yield None
         return
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": GRADEBOOK_LOCK_WAIT})
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": GRADEBOOK_LOCK_WAIT, "factory": SecureDeleteConnection},
+    )
     try:
         with Session(engine) as session:
             yield session

@@ -280,6 +280,12 @@ def test_erase_many_deletes_exactly_the_listed_people_in_every_course(many):
         len(r) for r in platform_after.values()
     )
     assert removed == students + folders + rows
+    # Nothing of them can be read back from the gradebooks' files (secure_delete).
+    for course_id in (COURSE, OTHER):
+        stored = (courses.root / course_id / "gradebook.db").read_bytes()
+        for person in erased:
+            assert f"{person}@example.org".encode() not in stored, (course_id, person)
+        assert b"grace@example.org" not in stored
     # A course without a gradebook is not given one; what is not a course is not touched.
     assert not (courses.root / NO_GRADEBOOK / "gradebook.db").exists()
     assert (courses.root / "not-a-course" / "submitted" / erased[0]).is_dir()
@@ -315,6 +321,8 @@ def test_scrub_many_drops_names_and_emails_of_exactly_the_listed_people(many):
         }, course_id
         # Scrubbing keeps the work: every submission, grade and comment is still there.
         assert gradebook_rows(courses, course_id) == rows_before[course_id]
+        stored = (courses.root / course_id / "gradebook.db").read_bytes()
+        assert not [p for p in erased if f"{p}@example.org".encode() in stored], course_id
     assert data.scrub_many(erased) == 0
 
 
