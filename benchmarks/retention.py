@@ -2,12 +2,13 @@
 
 A script, not a test. For each size it makes a fresh state directory, starts a real hub
 (local learner servers) once so JupyterHub creates its tables, stops it, and fills the
-database in bulk: N hub users with encrypted auth state, N enrollments (name and email
+database in bulk: N hub users with encrypted auth state and the spawner row of a stopped
+server, N enrollments (name and email
 encrypted) over N/100 courses, and a home folder with a notebook per learner. Each course
 gets an nbgrader course directory and gradebook with one assignment; each learner a
 gradebook entry with a graded submission, submitted/ and autograded/ folders, a submission
 in the exchange, a grading job, a grade snapshot and a grade sent to the LMS. One learner
-in ten last came 800 days ago. The hub is started again, one real learner is launched over
+in ten of every course last came 800 days ago. The hub is started again, one real learner is launched over
 LTI 1.1, and while `learnhub retention run` deletes the 10% a loop keeps launching that
 learner and times each launch. Prints the sweep's wall time and launch latency (median, p95,
 max) before and during the sweep, then what is left of the deleted learners in the courses
@@ -78,8 +79,18 @@ def sql_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
-def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
-    """Bulk-insert n learners; every `inactive_every`-th last came 800 days ago."""
+def courses_for(n: int) -> int:
+    return max(1, n // 100)
+
+
+def inactive(i: int, n: int, every: int = 10) -> bool:
+    """Whether learner i last came 800 days ago: one in `every` of each course's learners
+    (learner i is in course i % courses), so every course has some to delete."""
+    return (i // courses_for(n)) % every == 0
+
+
+def fill(hub: Hub, n: int) -> int:
+    """Bulk-insert n learners; one in ten of each course's last came 800 days ago."""
     import base64
 
     from cryptography.fernet import Fernet, MultiFernet
@@ -89,7 +100,7 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
     hub_fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(auth_state_key(settings.crypt_key)))])
     now = time.time()
     old = now - 800 * DAY
-    courses = max(1, n // 100)
+    courses = courses_for(n)
     homes = hub.state_dir / "homes"
     started = time.monotonic()
     # The grading tables, as the grading service and the grade outbox make them.
@@ -105,11 +116,11 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
         )
         users, roles, enrollments = [], [], []
         members = [(f"cbench{i % courses:06d}", learner_name(i)) for i in range(n)]
-        inactive = 0
+        gone = 0
         for i in range(n):
             name = learner_name(i)
-            seen = old if i % inactive_every == 0 else now - (i % 300) * DAY / 10
-            inactive += i % inactive_every == 0
+            seen = old if inactive(i, n) else now - (i % 300) * DAY / 10
+            gone += inactive(i, n)
             person = f"Learner Number{i}"
             email = f"learner{i}@example.edu"
             state = {"platform": "bench", "lms_user_id": str(i), "name": person, "email": email}
@@ -135,6 +146,11 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
         db.executemany(
             "insert into user_role_map (user_id, role_id, managed_by_auth) values (?, ?, 0)",
             roles,
+        )
+        # The spawner row a learner's first launch leaves, its server stopped since.
+        db.executemany(
+            "insert into spawners (user_id, name, state, last_activity) values (?, '', '{}', ?)",
+            [(user_id, seen) for user_id, _, _, seen, *_ in users],
         )
         db.executemany(
             "insert into learnhub_grading_jobs (course_id, assignment_id, student, submission_id,"
@@ -167,7 +183,7 @@ def fill(hub: Hub, n: int, inactive_every: int = 10) -> int:
         (home / "work.ipynb").write_text('{"cells": [], "nbformat": 4}')
     fill_courses(settings.state_dir, members)
     print(f"  filled {n} learners in {time.monotonic() - started:.1f}s", flush=True)
-    return inactive
+    return gone
 
 
 # Every learner submitted ps1 once, at this time (the exchange's id and nbgrader's format).
@@ -392,9 +408,9 @@ def run_size(n: int) -> dict:
     try:
         hub.start()
         hub.stop()
-        inactive = fill(hub, n)
+        expired = fill(hub, n)
         learners = {learner_name(i) for i in range(n)}
-        staying = {learner_name(i) for i in range(n) if i % 10}
+        staying = {learner_name(i) for i in range(n) if not inactive(i, n)}
         kept_before = course_census(state, staying)
         started = time.monotonic()
         hub.start()
@@ -420,7 +436,7 @@ def run_size(n: int) -> dict:
         before = [s for t, s in loop.times if t < sweep_started]
         during = [s for t, s in loop.times if sweep_started <= t < sweep_ended]
         print(f"  sweep: {seconds:.1f}s, exit {result.returncode}; deleted "
-              f"{n - remaining} of {inactive} inactive learners", flush=True)  # fmt: skip
+              f"{n - remaining} of {expired} inactive learners", flush=True)  # fmt: skip
         for line in result.stdout.splitlines():
             if not line.startswith(("delete\t", "scrub\t", "delete-course\t")):
                 print("    " + line)

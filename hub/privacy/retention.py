@@ -255,13 +255,17 @@ def hub_users(context: ErasureContext) -> list[dict[str, Any]]:
     tables = set(inspect(context.engine).get_table_names())
     if not {"users", "spawners"} <= tables:
         return list(context.hub.users())
+    # Two plain scans, not a correlated subquery: spawners.user_id has no index of
+    # JupyterHub's, and a read that scans spawners once per user holds SQLite's shared lock
+    # for seconds at 10,000 users, stalling every launch that writes meanwhile.
     with context.engine.connect() as connection:
+        running = set(
+            connection.execute(
+                text("SELECT user_id FROM spawners WHERE server_id IS NOT NULL")
+            ).scalars()
+        )
         rows = connection.execute(
-            text(
-                "SELECT u.name, u.admin, u.created, u.last_activity, "
-                "EXISTS (SELECT 1 FROM spawners s WHERE s.user_id = u.id "
-                "AND s.server_id IS NOT NULL) FROM users u"
-            )
+            text("SELECT id, name, admin, created, last_activity FROM users")
         ).all()
     return [
         {
@@ -269,9 +273,9 @@ def hub_users(context: ErasureContext) -> list[dict[str, Any]]:
             "admin": bool(admin),
             "created": _iso_of(created),
             "last_activity": _iso_of(last_activity),
-            "server": bool(running),
+            "server": user_id in running,
         }
-        for name, admin, created, last_activity, running in rows
+        for user_id, name, admin, created, last_activity in rows
     ]
 
 
@@ -439,7 +443,11 @@ def cmd_retention(settings, args) -> int:
         ):
             if counts:
                 print(f"{label}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-        print("seconds: " + ", ".join(f"{k}={v:.1f}" for k, v in report.phases.items()))
+        print(
+            "seconds: "
+            + ", ".join(f"{k}={v:.1f}" for k, v in report.phases.items())
+            + f", sweep={report.seconds:.1f}"
+        )
         if report.erase_seconds:
             print(
                 "erasure seconds by store: "
