@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -31,14 +32,14 @@ from nbgrader.api import (
     SubmittedAssignment,
     SubmittedNotebook,
 )
-from sqlalchemy import create_engine, delete, or_, select, update
+from sqlalchemy import column, delete, or_, select, table, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from ..grading.queue import GradingJob, GradingQueue
 from ..grading.service import FeedbackMode, GradeSnapshot
 from ..passback.outbox import GradeOutbox, OutboxGrade
-from ..privacy.erasure import PartlyErased, batches
+from ..privacy.erasure import WRITE_PAUSE, PartlyErased, batches
 from ..privacy.retention import SecureDeleteConnection
 from ..store import Enrollment
 from .coursedir import COURSE_ID, CourseDirectories, grader_username
@@ -262,7 +263,7 @@ class CourseDataStore:
         try:
             removed = self._remove_students(course_id, holding.people)
             return removed + _remove_all(holding.folders), set()
-        except (OSError, SQLAlchemyError) as e:
+        except (OSError, sqlite3.Error, SQLAlchemyError) as e:
             log.error("erasure in course %s failed: %s", course_id, type(e).__name__)
             return 0, holding.people
 
@@ -274,8 +275,8 @@ class CourseDataStore:
         removed = self._remove_students(course_id, people) + _remove_all(folders)
         return removed + self._forget_rows(people, course_id=course_id)
 
-    def _gradebook(self, course_id: str) -> AbstractContextManager[Session | None]:
-        return _gradebook_session(self.courses.path(course_id) / "gradebook.db")
+    def _gradebook(self, course_id: str) -> AbstractContextManager[sqlite3.Connection | None]:
+        return _gradebook_connection(self.courses.path(course_id) / "gradebook.db")
 
     def _remove_students(self, course_id: str, people: set[str]) -> int:
         """Delete these students with their submissions, grades and comments from the
@@ -289,7 +290,7 @@ class CourseDataStore:
         """Delete these people's grading jobs, grade snapshots and queued grades (of one
         course, or of all), a batch of people per transaction so launches never wait long."""
         removed = 0
-        for batch in batches(sorted(people)):
+        for batch in batches(sorted(people), pause=WRITE_PAUSE):
             with self.store.session() as s:
                 for table, column in (
                     (GradingJob, GradingJob.student),
@@ -372,65 +373,92 @@ def _remove_all(paths: Iterable[Path]) -> int:
     return removed
 
 
+# The students at hand, in a temporary table of the gradebook's connection: the statements
+# below are compiled once from nbgrader's models, whatever the number of students.
+_AT_HAND = table("learnhub_students_at_hand", column("id"))
+CREATE_AT_HAND = "CREATE TEMP TABLE learnhub_students_at_hand (id TEXT PRIMARY KEY)"
+CLEAR_AT_HAND = "DELETE FROM learnhub_students_at_hand"
+ADD_AT_HAND = "INSERT INTO learnhub_students_at_hand VALUES (?)"
+
+
+def _sql(statement) -> str:
+    dialect = sqlite_dialect.dialect()
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _student_statements() -> tuple[list[str], str, str]:
+    """(deletes of what hangs off the students, delete of the students, scrub of them)."""
+    students = select(_AT_HAND.c.id)
+    submissions = select(SubmittedAssignment.id).where(SubmittedAssignment.student_id.in_(students))
+    notebooks = select(SubmittedNotebook.id).where(SubmittedNotebook.assignment_id.in_(submissions))
+    dependents = [
+        *(delete(t).where(t.notebook_id.in_(notebooks)) for t in (Grade, Comment)),
+        delete(SubmittedNotebook).where(SubmittedNotebook.assignment_id.in_(submissions)),
+        delete(SubmittedAssignment).where(SubmittedAssignment.student_id.in_(students)),
+    ]
+    named = or_(
+        Student.first_name.is_not(None), Student.last_name.is_not(None), Student.email.is_not(None)
+    )
+    scrub = (
+        update(Student)
+        .where(Student.id.in_(students), named)
+        .values(first_name=None, last_name=None, email=None)
+    )
+    return (
+        [_sql(d) for d in dependents],
+        _sql(delete(Student).where(Student.id.in_(students))),
+        _sql(scrub),
+    )
+
+
+DELETE_DEPENDENTS, DELETE_STUDENTS, SCRUB_STUDENTS = _student_statements()
+
+
 @contextmanager
-def _gradebook_session(path: Path) -> Iterator[Session | None]:
-    """A session on a course's gradebook through nbgrader's models; None without a gradebook
-    (a missing one is never created).
+def _gradebook_connection(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """A connection to a course's gradebook; None without a gradebook (a missing one is
+    never created).
 
     nbgrader's Gradebook commits once per submitted notebook when it removes a student and
     checks its whole schema when opened; a sweep removes many students of many courses, so
-    it deletes their rows with a few statements, one transaction per batch of students.
-    With secure_delete (the default of Debian's SQLite, not of every build), as on LearnHub's
-    own database: deleted names, emails, answers and comments are overwritten in the file.
+    it deletes their rows with a few statements (compiled from nbgrader's models), one
+    transaction per batch of students, on a plain connection (an engine and session per
+    course cost more than the deletions). With secure_delete (the default of Debian's
+    SQLite, not of every build), as on LearnHub's own database: deleted names, emails,
+    answers and comments are overwritten in the file.
     """
     if not path.is_file():
         yield None
         return
-    engine = create_engine(
-        f"sqlite:///{path}",
-        connect_args={"timeout": GRADEBOOK_LOCK_WAIT, "factory": SecureDeleteConnection},
-    )
+    connection = sqlite3.connect(path, timeout=GRADEBOOK_LOCK_WAIT, factory=SecureDeleteConnection)
     try:
-        with Session(engine) as session:
-            yield session
+        connection.execute(CREATE_AT_HAND)
+        yield connection
     finally:
-        engine.dispose()
+        connection.close()
 
 
-def _delete_students(gradebook: Session, students: list[str]) -> int:
+def _with_students_at_hand(gradebook: sqlite3.Connection, students: list[str]) -> None:
+    gradebook.execute(CLEAR_AT_HAND)
+    gradebook.executemany(ADD_AT_HAND, [(s,) for s in students])
+
+
+def _delete_students(gradebook: sqlite3.Connection, students: list[str]) -> int:
     """Delete students with everything nbgrader keeps of them, in one transaction."""
-    submissions = select(SubmittedAssignment.id).where(SubmittedAssignment.student_id.in_(students))
-    notebooks = select(SubmittedNotebook.id).where(SubmittedNotebook.assignment_id.in_(submissions))
-    for table in (Grade, Comment):
-        gradebook.execute(delete(table).where(table.notebook_id.in_(notebooks)))
-    gradebook.execute(
-        delete(SubmittedNotebook).where(SubmittedNotebook.assignment_id.in_(submissions))
-    )
-    gradebook.execute(
-        delete(SubmittedAssignment).where(SubmittedAssignment.student_id.in_(students))
-    )
-    removed = gradebook.execute(delete(Student).where(Student.id.in_(students))).rowcount
-    gradebook.commit()
-    return removed
+    with gradebook:  # commits, or rolls back on an error
+        _with_students_at_hand(gradebook, students)
+        for statement in DELETE_DEPENDENTS:
+            gradebook.execute(statement)
+        return gradebook.execute(DELETE_STUDENTS).rowcount
 
 
-def _scrub_students(gradebook: Session, people: set[str]) -> int:
+def _scrub_students(gradebook: sqlite3.Connection, people: set[str]) -> int:
     """Drop the names and emails of these students; returns how many had any."""
     scrubbed = 0
     for batch in batches(sorted(people)):
-        scrubbed += gradebook.execute(
-            update(Student)
-            .where(
-                Student.id.in_(batch),
-                or_(
-                    Student.first_name.is_not(None),
-                    Student.last_name.is_not(None),
-                    Student.email.is_not(None),
-                ),
-            )
-            .values(first_name=None, last_name=None, email=None)
-        ).rowcount
-        gradebook.commit()
+        with gradebook:
+            _with_students_at_hand(gradebook, batch)
+            scrubbed += gradebook.execute(SCRUB_STUDENTS).rowcount
     return scrubbed
 
 
