@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import os
 import random
@@ -36,7 +35,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from datetime import datetime
@@ -54,6 +52,10 @@ from learnhub.settings import load_settings
 from learnhub.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support import tarball  # noqa: E402
+
 ASSIGNMENT = "ps03-functions"
 COURSE = "cbenchgrader"
 VENV_BIN = Path(sys.executable).parent
@@ -135,16 +137,6 @@ def submission_notebook(released: nbformat.NotebookNode, answers: dict[str, str]
         if grade_id in answers:
             cell.source = answers[grade_id]
     return nbformat.writes(notebook).encode()
-
-
-def tarball(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:

@@ -3,16 +3,16 @@
 A script, not a test. For each size it makes a fresh state directory, starts a real hub
 (local learner servers) once so JupyterHub creates its tables, stops it, and fills the
 database in bulk: N hub users with encrypted auth state and the spawner row of a stopped
-server, N enrollments (name and email
-encrypted) over N/100 courses, and a home folder with a notebook per learner. Each course
-gets an nbgrader course directory and gradebook with one assignment; each learner a
-gradebook entry with a graded submission, submitted/ and autograded/ folders, a submission
-in the exchange, a grading job, a grade snapshot and a grade sent to the LMS. One learner
-in ten of every course last came 800 days ago. The hub is started again, one real learner is launched over
-LTI 1.1, and while `learnhub retention run` deletes the 10% a loop keeps launching that
-learner and times each launch. Prints the sweep's wall time and launch latency (median, p95,
-max) before and during the sweep, then what is left of the deleted learners in the courses
-(must be nothing) and whether the other learners' grades are all still there.
+server, N enrollments (name and email encrypted) over N/100 courses, and a home folder with
+a notebook per learner. Each course gets an nbgrader course directory and gradebook with one
+assignment; each learner a gradebook entry with a graded submission, submitted/ and
+autograded/ folders, a submission in the exchange, a grading job, a grade snapshot and a
+grade sent to the LMS. One learner in ten of every course last came 800 days ago. The hub is
+started again, one real learner is launched over LTI 1.1, and while `learnhub retention run`
+deletes the 10% a loop keeps launching that learner and times each launch. Prints the
+sweep's wall time and launch latency (median, p95, max) before and during the sweep, then
+what is left of the deleted learners in the courses (must be nothing) and whether the other
+learners' grades are all still there.
 
     .venv/bin/python benchmarks/retention.py            # 10,000 and 100,000
     .venv/bin/python benchmarks/retention.py 2000       # any sizes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import uuid
@@ -502,3 +504,45 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     )
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+def tarball(files: dict[str, bytes], *, links: dict[str, str] | None = None) -> bytes:
+    """A gzipped tar of these files (and symbolic links), as the exchange receives uploads."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def admin_headers(hub: Hub) -> dict[str, str]:
+    """Headers with an API token of the hub's administrator, made by `jupyterhub token`."""
+    made = subprocess.run(
+        [str(BIN / "jupyterhub"), "token", "-f", str(REPO / "jupyterhub_config.py"), "admin"],
+        env=hub.env(),
+        cwd=hub.state_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    return {"Authorization": f"token {made.stdout.strip().splitlines()[-1]}"}
+
+
+def stop_server(hub: Hub, admin: dict[str, str], username: str, timeout: float = 120) -> None:
+    """Stop a learner's server through the hub's API and wait until the hub says it is gone."""
+    url = f"{hub.url}/hub/api/users/{username}"
+    stopped = requests.delete(url + "/server", headers=admin, timeout=60)
+    assert stopped.status_code in (202, 204), stopped.text
+    deadline = time.monotonic() + timeout
+    while requests.get(url, headers=admin, timeout=30).json()["servers"]:
+        assert time.monotonic() < deadline, f"{username}'s server did not stop"
+        time.sleep(0.5)

@@ -618,20 +618,24 @@ class AnalyticsStore:
         return {
             "kept": "daily counts only; for today, a keyed hash that you launched, deleted "
             "when the day is over",
-            "hashes_today": len(self._matching(username)),
+            "hashes_today": len(self._matching([username])),
         }
 
     def export(self, username: str, archive, prefix: str) -> int:
         return 0  # A hash that only says "launched today" is not data about anyone's work.
 
-    def _matching(self, username: str) -> list[tuple[str, str]]:
+    def _matching(self, usernames: Iterable[str]) -> list[tuple[str, str]]:
+        """(day, hash) rows of these people: one read of the hashes kept (today's, and a
+        missed day's), then a hash per person and day."""
         with Session(self.analytics.engine) as s:
-            rows = s.execute(select(stats.ActiveLearner.day, stats.ActiveLearner.digest)).all()
-        key = self.analytics._key
+            rows = s.execute(select(stats.ActiveLearner.day, stats.ActiveLearner.digest))
+            kept = {(day, digest) for day, digest in rows}
+        key, days = self.analytics._key, {day for day, _ in kept}
         return [
             (day, digest)
-            for day, digest in rows
-            if digest == stats.learner_digest(key, day, username)
+            for username in usernames
+            for day in days
+            if (day, digest := stats.learner_digest(key, day, username)) in kept
         ]
 
     def scrub(self, username: str) -> int:
@@ -641,20 +645,7 @@ class AnalyticsStore:
         return self.erase_many([username])
 
     def erase_many(self, usernames: Iterable[str]) -> int:
-        """One read of the hashes kept (today's, and a missed day's), a hash per person and
-        day: per person, the table would be read once each."""
-        with Session(self.analytics.engine) as s:
-            rows = s.execute(select(stats.ActiveLearner.day, stats.ActiveLearner.digest)).all()
-        if not rows:
-            return 0
-        key, kept = self.analytics._key, set(rows)
-        days = {day for day, _ in rows}
-        matching = [
-            (day, digest)
-            for username in usernames
-            for day in days
-            if (day, digest := stats.learner_digest(key, day, username)) in kept
-        ]
+        matching = self._matching(usernames)
         if not matching:
             return 0
         with Session(self.analytics.engine) as s:
@@ -715,24 +706,6 @@ class LocalHomeStore:
             return 0
         count = sum(1 for p in path.rglob("*") if p.is_file())
         shutil.rmtree(path)
-        return count
-
-    def erase_many(self, usernames: Iterable[str]) -> int:
-        """Deleting files waits on the disk, not on this process: a few folders at once."""
-        failed: set[str] = set()
-
-        def one(username: str) -> int:
-            try:
-                return self.erase(username)
-            except OSError as e:
-                log.error("erase: a home folder could not be deleted: %s", type(e).__name__)
-                failed.add(username)
-                return 0
-
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            count = sum(pool.map(one, usernames))
-        if failed:
-            raise PartlyErased(failed, count)
         return count
 
     def erase_course(self, course_id: str) -> int:

@@ -4,9 +4,6 @@ memory consistent afterwards."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
 import requests
 
@@ -15,14 +12,14 @@ from learnhub.privacy.bulk import ERASE_USERS_PATH, MAX_USERS_PER_CALL
 from learnhub.privacy.erasure import HubAPI, HubUserStore
 from learnhub.privacy.service import service_token
 from tests.support import (
-    BIN,
-    REPO,
     CookielessClient,
     Hub,
+    admin_headers,
     free_port,
     launch_from,
     lti11_launch,
     registered_hub,
+    stop_server,
     wait_until_ready,
 )
 
@@ -62,17 +59,7 @@ def hub(lms, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def admin(hub) -> dict[str, str]:
-    made = subprocess.run(
-        [str(BIN / "jupyterhub"), "token", "-f", str(REPO / "jupyterhub_config.py"), "admin"],
-        env=hub.env(),
-        cwd=hub.state_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert made.returncode == 0, made.stderr
-    return {"Authorization": f"token {made.stdout.strip().splitlines()[-1]}"}
+    return admin_headers(hub)
 
 
 @pytest.fixture(scope="module")
@@ -93,19 +80,6 @@ def learner(hub: Hub, lms: DemoLMS, key: str, course: str = "bulk-course") -> st
     session = launch_from(hub.url, lti11_launch(client, hub, lms, user_id=key, context=course))
     wait_until_ready(client, session)
     return session.username
-
-
-def stop_server(hub: Hub, admin: dict[str, str], username: str) -> None:
-    response = requests.delete(
-        f"{hub.url}/hub/api/users/{username}/server", headers=admin, timeout=60
-    )
-    assert response.status_code in (202, 204), response.text
-    for _ in range(120):
-        model = requests.get(f"{hub.url}/hub/api/users/{username}", headers=admin, timeout=30)
-        if not model.json()["servers"]:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{username}'s server did not stop")
 
 
 def rows_of(hub: Hub, user_id: int) -> dict[str, int]:

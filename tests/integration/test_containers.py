@@ -37,11 +37,13 @@ from tests.support import (
     NOTEBOOK,
     REPO,
     Hub,
+    admin_headers,
     execute,
     free_port,
     launch_from,
     lti11_launch,
     page_config,
+    stop_server,
     wait_until_ready,
     write_settings,
 )
@@ -157,21 +159,11 @@ def internal_hub(engine, lms, tmp_path_factory, network):
 
 @pytest.fixture(scope="module")
 def admin(hub) -> dict[str, str]:
-    """Headers with an API token of the hub's administrator, made by `jupyterhub token`."""
-    made = subprocess.run(
-        [str(BIN / "jupyterhub"), "token", "-f", str(REPO / "jupyterhub_config.py"), "admin"],
-        env=hub.env(),
-        cwd=hub.state_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert made.returncode == 0, made.stderr
-    token = made.stdout.strip().splitlines()[-1]
-    who = requests.get(f"{hub.url}/hub/api/user", headers=auth(token), timeout=30).json()
+    """Headers with an API token of the hub's administrator."""
+    headers = admin_headers(hub)
+    who = requests.get(f"{hub.url}/hub/api/user", headers=headers, timeout=30).json()
     assert who["name"] == "admin" and who["admin"] is True
-    return auth(token)
+    return headers
 
 
 @pytest.fixture(scope="module")
@@ -608,16 +600,7 @@ def test_bulk_erasure_removes_stopped_learners_volumes_only(client, hub, lms, en
     gone = ready(client, hub, lms, "bulk-leaver")
     put_file(gone, "personal.txt", "mine")
     stays = ready(client, hub, lms, "bulk-stayer")
-    stopped = requests.delete(
-        f"{hub.url}/hub/api/users/{gone.username}/server", headers=admin, timeout=120
-    )
-    assert stopped.status_code in (202, 204), stopped.text
-    deadline = time.monotonic() + 120
-    while requests.get(
-        f"{hub.url}/hub/api/users/{gone.username}", headers=admin, timeout=30
-    ).json()["servers"]:
-        assert time.monotonic() < deadline, "the server did not stop"
-        time.sleep(0.5)
+    stop_server(hub, admin, gone.username)
 
     erased = requests.post(
         f"{hub.url}/hub/{ERASE_USERS_PATH}",

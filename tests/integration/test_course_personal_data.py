@@ -22,6 +22,7 @@ from learnhub.passback import GradeOutbox
 from learnhub.privacy.erasure import PartlyErased, stores
 from tests.integration import test_grading_service as grading
 from tests.integration.test_grading_service import COURSE
+from tests.support import tarball
 
 pytestmark = pytest.mark.integration
 
@@ -141,10 +142,10 @@ def add_student_files(root, exchange, course_id: str, student: str) -> None:
         notebook = (released / f"{grading.ASSIGNMENT}.ipynb").read_bytes()
         exchange.submit(
             course_id, grading.ASSIGNMENT, student,
-            grading.tarball({f"{grading.ASSIGNMENT}.ipynb": notebook}),
+            tarball({f"{grading.ASSIGNMENT}.ipynb": notebook}),
         )  # fmt: skip
     for submission in exchange.submissions(course_id, student=student):
-        exchange.release_feedback(submission, grading.tarball({"ps1.html": b"<p>ok</p>"}))
+        exchange.release_feedback(submission, tarball({"ps1.html": b"<p>ok</p>"}))
 
 
 def gradebook_rows(courses, course_id: str) -> dict[str, Counter]:
@@ -208,7 +209,7 @@ def many(course):
         gb.update_or_create_solution_cell("answer", grading.ASSIGNMENT, grading.ASSIGNMENT)
     released = exchange.course(COURSE) / "outbound" / grading.ASSIGNMENT
     notebook = (released / f"{grading.ASSIGNMENT}.ipynb").read_bytes()
-    exchange.release(OTHER, grading.ASSIGNMENT, grading.tarball({"ps1.ipynb": notebook}))
+    exchange.release(OTHER, grading.ASSIGNMENT, tarball({"ps1.ipynb": notebook}))
     members = {COURSE: learners, OTHER: [erased[0], erased[1], kept[0]]}
     for course_id, people in members.items():
         with Gradebook(courses.gradebook_url(course_id), course_id=course_id) as gb:

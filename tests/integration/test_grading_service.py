@@ -4,12 +4,10 @@ and started again, every submission graded once into the gradebook, scores queue
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from learnhub.passback import GradeOutbox
 from learnhub.settings import load_settings
 from learnhub.store import Store
 from tests.integration.test_course_workflow import ASSIGNMENT, source_notebook
-from tests.support import free_port
+from tests.support import free_port, tarball
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +36,6 @@ ANSWERS = {
     "loops": "def double(x):\n    while True:\n        pass",
 }
 EXPECTED = {"right": 2.0, "wrong": 0.0, "error": 0.0, "loops": 0.0}
-
-
-def tarball(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def released_with(notebook: nbformat.NotebookNode, answer: str) -> bytes:

@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import datetime
-import io
 import json
-import tarfile
 
 import pytest
 
 from learnhub.courses.exchange import ExchangeRefused, ExchangeStore, unpack
+from tests.support import tarball
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
-
-
-def tgz(files: dict[str, bytes], *, links: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            tar.addfile(info)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize(
     ("upload", "message"),
     [
         (b"not a tarball", "not a gzipped tar archive"),
-        (tgz({"../escape.ipynb": NOTEBOOK}), "outside its folder"),
-        (tgz({"/etc/passwd": b"x"}), "outside its folder"),
-        (tgz({}, links={"link.ipynb": "/etc/passwd"}), "link or special file"),
-        (tgz({f"f{i}.txt": b"x" for i in range(201)}), "holds 201 files"),
-        (tgz({"big.ipynb": b"\0" * 3_000_000}), "expands to more than the limit of 1 MB"),
+        (tarball({"../escape.ipynb": NOTEBOOK}), "outside its folder"),
+        (tarball({"/etc/passwd": b"x"}), "outside its folder"),
+        (tarball({}, links={"link.ipynb": "/etc/passwd"}), "link or special file"),
+        (tarball({f"f{i}.txt": b"x" for i in range(201)}), "holds 201 files"),
+        (tarball({"big.ipynb": b"\0" * 3_000_000}), "expands to more than the limit of 1 MB"),
     ],
     ids=["not-tar", "dot-dot", "absolute", "symlink", "too-many-files", "gzip-bomb"],
 )
@@ -49,7 +33,7 @@ def test_unsafe_uploads_are_refused_with_the_reason(tmp_path, upload, message):
 
 
 def test_a_plain_upload_is_unpacked(tmp_path):
-    written = unpack(tgz({"ps1.ipynb": NOTEBOOK, "data/words.txt": b"a b"}), tmp_path,
+    written = unpack(tarball({"ps1.ipynb": NOTEBOOK, "data/words.txt": b"a b"}), tmp_path,
                      limit_bytes=1_000_000)  # fmt: skip
     assert sorted(written) == ["data/words.txt", "ps1.ipynb"]
     assert (tmp_path / "data" / "words.txt").read_bytes() == b"a b"
@@ -58,7 +42,7 @@ def test_a_plain_upload_is_unpacked(tmp_path):
 @pytest.fixture
 def exchange(tmp_path):
     store = ExchangeStore(tmp_path, submission_limit_bytes=1_000_000)
-    store.release("cabcdefghijk", "ps1", tgz({"ps1.ipynb": NOTEBOOK}))
+    store.release("cabcdefghijk", "ps1", tarball({"ps1.ipynb": NOTEBOOK}))
     return store
 
 
@@ -73,15 +57,15 @@ def exchange(tmp_path):
 )
 def test_a_submission_must_be_the_assignments_notebooks(exchange, files, message):
     with pytest.raises(ExchangeRefused, match=message):
-        exchange.submit("cabcdefghijk", "ps1", "lstudent", tgz(files))
+        exchange.submit("cabcdefghijk", "ps1", "lstudent", tarball(files))
     assert exchange.submissions("cabcdefghijk") == []
 
 
 def test_submissions_are_kept_in_order_late_flagged_with_feedback(exchange):
     due = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
-    early = exchange.submit("cabcdefghijk", "ps1", "lstudent", tgz({"ps1.ipynb": NOTEBOOK}),
+    early = exchange.submit("cabcdefghijk", "ps1", "lstudent", tarball({"ps1.ipynb": NOTEBOOK}),
                             duedate=due, now=due - datetime.timedelta(hours=1))  # fmt: skip
-    late = exchange.submit("cabcdefghijk", "ps1", "lstudent", tgz({"ps1.ipynb": NOTEBOOK}),
+    late = exchange.submit("cabcdefghijk", "ps1", "lstudent", tarball({"ps1.ipynb": NOTEBOOK}),
                            duedate=due, now=due + datetime.timedelta(hours=1))  # fmt: skip
     assert (early.late, late.late) == (False, True)
     assert [s.id for s in exchange.submissions("cabcdefghijk", "ps1", "lstudent")] == [
@@ -89,12 +73,12 @@ def test_submissions_are_kept_in_order_late_flagged_with_feedback(exchange):
         late.id,
     ]
     assert late.timestamp == "2026-01-02 01:00:00.000000 UTC"
-    exchange.release_feedback(late, tgz({"ps1.html": b"<p>well done</p>"}))
+    exchange.release_feedback(late, tarball({"ps1.html": b"<p>well done</p>"}))
     assert set(late.feedback()) == {"ps1"} and early.feedback() == {}
     with pytest.raises(ExchangeRefused, match="HTML files"):
-        exchange.release_feedback(early, tgz({"x.sh": b"rm -rf /"}))
+        exchange.release_feedback(early, tarball({"x.sh": b"rm -rf /"}))
 
 
 def test_an_unreleased_assignment_takes_no_submission(exchange):
     with pytest.raises(ExchangeRefused, match="not released"):
-        exchange.submit("cabcdefghijk", "ps9", "lstudent", tgz({"ps9.ipynb": NOTEBOOK}))
+        exchange.submit("cabcdefghijk", "ps9", "lstudent", tarball({"ps9.ipynb": NOTEBOOK}))
