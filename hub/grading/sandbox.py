@@ -501,16 +501,12 @@ class _Container:
     name: str
     proc: asyncio.subprocess.Process
     started: float
-    loop: asyncio.AbstractEventLoop
 
     @property
     def usable(self) -> bool:
-        """Waiting still, young enough, and its pipes belong to the running event loop."""
-        return (
-            self.proc.returncode is None
-            and time.monotonic() - self.started < SPARE_MAX_AGE_S
-            and self.loop is asyncio.get_running_loop()
-        )
+        """Waiting still, and young enough. (Its pipes belong to the running event loop: a
+        spare of another loop is removed by name in _settle.)"""
+        return self.proc.returncode is None and time.monotonic() - self.started < SPARE_MAX_AGE_S
 
 
 @dataclass
@@ -584,7 +580,7 @@ class DockerSandbox:
         except OSError as e:
             await self._remove(name)
             raise SandboxError(f"cannot run {self.docker}: {e}") from e
-        return _Container(name, proc, time.monotonic(), asyncio.get_running_loop())
+        return _Container(name, proc, time.monotonic())
 
     @staticmethod
     def _new_name() -> str:
@@ -622,9 +618,8 @@ class DockerSandbox:
         with contextlib.suppress(ProcessLookupError):
             os.kill(container.proc.pid, signal.SIGKILL)
         await self._remove(container.name)
-        if container.loop is asyncio.get_running_loop():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(container.proc.wait(), 10)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(container.proc.wait(), 10)
 
     async def _start_removal(self, name: str) -> None:
         """Start `docker rm --force`; it runs on even if this event loop stops meanwhile."""
