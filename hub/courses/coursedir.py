@@ -143,16 +143,3 @@ class CourseDirectories:
                 count += 1
         self.give_to_owner(self.path(course_id) / "gradebook.db")
         return count
-
-    def remove_student(self, course_id: str, username: str) -> bool:
-        """Delete a student with their submissions and grades from the gradebook."""
-        if not self.exists(course_id):
-            return False
-        with Gradebook(self.gradebook_url(course_id), course_id=course_id) as gradebook:
-            try:
-                gradebook.remove_student(username)
-            except Exception:  # nbgrader raises MissingEntry for an unknown student
-                return False
-        for step in ("submitted", "autograded", "feedback"):
-            shutil.rmtree(self.path(course_id) / step / username, ignore_errors=True)
-        return True

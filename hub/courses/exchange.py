@@ -369,17 +369,6 @@ class ExchangeStore:
 
     # people and courses leaving
 
-    def remove_student(self, course_id: str, student: str) -> int:
-        """Delete one student's submissions and feedback in a course; returns folders removed."""
-        check_name(USERNAME, student, "student")
-        removed = 0
-        for kind in ("inbound", "feedback"):
-            folder = self.course(course_id) / kind / student
-            if folder.is_dir():
-                shutil.rmtree(folder)
-                removed += 1
-        return removed
-
     def remove_course(self, course_id: str) -> bool:
         folder = self.course(course_id)
         if not folder.is_dir():

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
-    delete,
     func,
     or_,
     select,
@@ -318,12 +317,3 @@ class GradingQueue:
                 select(GradingJob.state, func.count()).group_by(GradingJob.state)
             ).all()
         return {state: count for state, count in rows}
-
-    def forget_student(self, student: str, course_id: str | None = None) -> int:
-        query = delete(GradingJob).where(GradingJob.student == student)
-        if course_id:
-            query = query.where(GradingJob.course_id == course_id)
-        with self.store.session() as s:
-            removed = s.execute(query).rowcount
-            s.commit()
-            return removed
