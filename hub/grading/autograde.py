@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -278,6 +280,21 @@ def _results(
     return results
 
 
+def replace_folder(new: Path, old: Path) -> None:
+    """Put the folder `new` where `old` is, so that readers find one or the other.
+
+    Two renames (the old one aside, the new one in) instead of removing `old` first and
+    filling it again: formgrader, listing the folder meanwhile, never finds it missing.
+    """
+    aside = old.with_name(f".{old.name}.replaced")
+    shutil.rmtree(aside, ignore_errors=True)
+    old.parent.mkdir(parents=True, exist_ok=True)
+    if old.exists():
+        old.rename(aside)
+    new.rename(old)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def autograde_blocking(
     course_root: Path,
     assignment: str,
@@ -287,11 +304,21 @@ def autograde_blocking(
     gradebook_url: str | None = None,
     limits: Limits | None = None,
 ) -> tuple[list[NotebookResult], str]:
-    """Grade one submission with nbgrader, executing through `run`; (results, nbgrader's log)."""
+    """Grade one submission with nbgrader, executing through `run`; (results, nbgrader's log).
+
+    nbgrader writes autograded/<student>/<assignment>/ into a folder of its own beside the
+    learner's (autograded/<student>/.grading/), which takes the place of the last one only
+    once grading is done: during a regrade formgrader keeps showing the earlier result.
+    """
     config = load_course_config(Path(course_root), gradebook_url)
     coursedir = CourseDirectory(config=config)
     coursedir.assignment_id = assignment
     coursedir.student_id = student
+    published = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
+    staging = os.path.join(coursedir.autograded_directory, student, ".grading")
+    coursedir.autograded_directory = staging
+    staged = Path(coursedir.format_path(staging, student, assignment))
+    shutil.rmtree(staged, ignore_errors=True)
     lines: list[str] = []
     logger = logging.getLogger(f"{__name__}.nbgrader.{assignment}.{student}")
     handler = _ListHandler(lines)
@@ -310,9 +337,14 @@ def autograde_blocking(
             raise AutogradeError(f"nbgrader could not grade {student}/{assignment}: " + (
                 " | ".join(line for line in lines if line.startswith("ERROR"))[-2000:] or str(e)
             )) from e  # fmt: skip
+        replace_folder(staged, published)
         return _results(converter, assignment, student, limits), "\n".join(lines)
     finally:
         logger.removeHandler(handler)
+        shutil.rmtree(staged, ignore_errors=True)
+        for empty in (staged.parent, staged.parent.parent):
+            with contextlib.suppress(OSError):
+                empty.rmdir()
 
 
 class _ListHandler(logging.Handler):

@@ -43,7 +43,12 @@ from ..passback import GradeOutbox, run_outbox
 from ..service_environment import listen_address
 from ..settings import load_settings
 from ..store import Base, Store
-from .autograde import AutogradeError, autograde_submission, load_course_config
+from .autograde import (
+    AutogradeError,
+    autograde_submission,
+    load_course_config,
+    replace_folder,
+)
 from .queue import GradingQueue, Job, JobState
 from .sandbox import DEFAULT_IMAGE, DockerSandbox, Limits, ProcessSandbox, SandboxError
 
@@ -307,9 +312,11 @@ class GradingService:
     def _collect(self, course_root: Path, job: Job, source: Path) -> None:
         """Copy the submission where nbgrader looks: submitted/<student>/<assignment>/."""
         dest = course_root / "submitted" / job.student / job.assignment_id
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".*"))
-        (dest / "timestamp.txt").write_text(job.timestamp)
+        incoming = dest.with_name(f".{dest.name}.incoming")
+        shutil.rmtree(incoming, ignore_errors=True)
+        shutil.copytree(source, incoming, ignore=shutil.ignore_patterns(".*"))
+        (incoming / "timestamp.txt").write_text(job.timestamp)
+        replace_folder(incoming, dest)
 
     def _hand_over(self, course_root: Path, student: str) -> None:
         for part in ("submitted", "autograded", "feedback"):

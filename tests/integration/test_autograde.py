@@ -8,6 +8,7 @@ sandbox.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -195,7 +196,7 @@ def scores(course: Path, student: str) -> dict:
 
 
 @pytest.fixture(params=["docker", "process"])
-def graded(request, courses, tmp_path):
+async def graded(request, courses, tmp_path):
     stock, template = courses
     course = tmp_path / "course"
     shutil.copytree(template, course)
@@ -207,7 +208,9 @@ def graded(request, courses, tmp_path):
         sandbox = DockerSandbox(image, LIMITS)
     else:
         sandbox = ProcessSandbox(LIMITS)
-    return request.param, sandbox, stock, course
+    yield request.param, sandbox, stock, course
+    if isinstance(sandbox, DockerSandbox):
+        await sandbox.close()  # its spare container, started for a next submission
 
 
 async def test_scores_match_stock_nbgrader_and_tampering_is_flagged(graded):
@@ -255,3 +258,19 @@ async def test_scores_match_stock_nbgrader_and_tampering_is_flagged(graded):
     assert results["alice"].notebooks[0].execution.reason is None
     # An untouched "YOUR ANSWER HERE" gets zero without a human, as nbgrader does.
     assert not results["alice"].notebooks[0].needs_manual_grade
+
+    # Grading again (formgrader's autograde button) replaces the result in one step: while
+    # dave's loop runs to its timeout, his earlier autograded notebook stays where formgrader
+    # looks, and nothing of the grading is left beside it afterwards.
+    autograded = course / "autograded" / "dave" / ASSIGNMENT
+    before = (autograded / f"{NOTEBOOK}.ipynb").stat().st_mtime_ns
+    regrade = asyncio.create_task(autograde_submission(course, ASSIGNMENT, "dave", sandbox))
+    seen = 0
+    while not regrade.done():
+        assert (autograded / f"{NOTEBOOK}.ipynb").exists()
+        seen += 1
+        await asyncio.sleep(0.05)
+    assert (await regrade).score == results["dave"].score
+    assert seen > 10
+    assert (autograded / f"{NOTEBOOK}.ipynb").stat().st_mtime_ns > before
+    assert sorted(p.name for p in autograded.parent.iterdir()) == [ASSIGNMENT]

@@ -19,6 +19,7 @@ import requests
 from learnhub.demo.lms import DemoLMS, Role
 from tests.support import (
     CookielessClient,
+    admin_headers,
     execute,
     launch_from,
     lti11_launch,
@@ -173,6 +174,35 @@ def graded_row(formgrader, student: str, score: float) -> dict | None:
     return row if row and row["autograded"] and row["score"] == score else None
 
 
+def staff_token(hub, launch_token: str) -> str:
+    """A token of the launch's user for the grading service's queue, as staff make one on
+    the hub's token page (the launch's own token is for their server only)."""
+    me = requests.get(
+        f"{hub.url}/hub/api/user", headers={"Authorization": f"token {launch_token}"}, timeout=30
+    )
+    assert me.status_code == 200, me.text[:500]
+    made = requests.post(
+        f"{hub.url}/hub/api/users/{me.json()['name']}/tokens",
+        headers=admin_headers(hub),
+        json={"scopes": ["access:services!service=learnhub-grading"], "expires_in": 600},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text[:500]
+    return made.json()["token"]
+
+
+def regraded(hub, course_id: str, token: str, student: str) -> bool:
+    """Whether the grading service's queue shows the student's last job graded."""
+    queue = requests.get(
+        f"{hub.url}/services/learnhub-grading/api/courses/{course_id}/grading",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert queue.status_code == 200, queue.text[:500]
+    jobs = [j for j in queue.json()["jobs"] if j["student_id"] == student]
+    return bool(jobs) and all(j["state"] == "graded" for j in jobs)
+
+
 def lms_score(lms, user_id: str, context: str, score: float) -> dict | None:
     return next(
         (
@@ -262,6 +292,11 @@ def test_whole_course_workflow(course_hub, course_lms):
     assert row["max_score"] == 3.0 and row["needs_manual_grade"], row
     queued = formgrader.action(f"submission/{ASSIGNMENT}/{student}/autograde")
     assert "sandbox" in queued["log"], queued
+    # An instructor grades by hand once the queue shows the regrade done: grading again
+    # marks an answer graded by hand for review (nbgrader's rule), so a regrade that ended
+    # after the manual grade would leave the assignment "pending manual" in the LMS.
+    queue_token = staff_token(course_hub, instructor.token)
+    until(lambda: regraded(course_hub, course_id, queue_token, student))
     # The score reached the LMS gradebook (LTI 1.3 AGS), pending the manual part.
     lms_row = until(lambda: lms_score(course_lms, "student-1", CONTEXT, 2.0))
     assert lms_row["out_of"] == 3.0 and lms_row["progress"] == "Submitted/PendingManual"
