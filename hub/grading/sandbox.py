@@ -774,18 +774,19 @@ class ProcessSandbox:
         root = os.geteuid() == 0
         uid = PROCESS_UID_BASE + random.randrange(PROCESS_UID_SPAN) if root else os.getuid()  # noqa: S311
         tmp = Path(tempfile.mkdtemp(prefix="learnhub-grade-"))
-        work, home = tmp / "work", tmp / "home"
-        for directory in (work, home):
-            directory.mkdir(mode=0o700)
-            if root:
-                os.chown(directory, uid, uid)
-        tmp.chmod(0o711)
-        data = await asyncio.to_thread(request_archive, notebook_json, files, self.limits)
-        plan = isolation_plan(self.limits, uid, tmp)
-        command = [self.python, "-I", str(RUNNER), "--workdir", str(work)]
-        command += ["--isolate", json.dumps(plan)]
-        timed_out = False
+        proc = None
         try:
+            work, home = tmp / "work", tmp / "home"
+            for directory in (work, home):
+                directory.mkdir(mode=0o700)
+                if root:
+                    os.chown(directory, uid, uid)
+            tmp.chmod(0o711)
+            data = await asyncio.to_thread(request_archive, notebook_json, files, self.limits)
+            plan = isolation_plan(self.limits, uid, tmp)
+            command = [self.python, "-I", str(RUNNER), "--workdir", str(work)]
+            command += ["--isolate", json.dumps(plan)]
+            timed_out = False
             proc = await asyncio.create_subprocess_exec(
                 *command,
                 stdin=asyncio.subprocess.PIPE,
@@ -803,13 +804,12 @@ class ProcessSandbox:
             except TimeoutError:
                 timed_out, stdout, stderr = True, b"", b""
             exited = proc.returncode
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
         finally:
-            if root:
-                await asyncio.to_thread(_kill_uid, uid)
-            await asyncio.to_thread(shutil.rmtree, tmp, True)
+            # Cancelled too (the service stopping): no process or file of it outlives it.
+            await asyncio.shield(
+                asyncio.to_thread(_clean_up, proc.pid if proc else None, uid if root else None, tmp)
+            )
+        await proc.wait()
         killed_why = None
         if not timed_out and exited and exited < 0:
             killed_why = f"the runner was killed by signal {-exited}"
@@ -823,6 +823,17 @@ class ProcessSandbox:
             sandbox=self.name,
             killed_why=killed_why,
         )
+
+
+def _clean_up(group: int | None, uid: int | None, tmp: Path) -> None:
+    """Kill the runner's process group and, as root, every process of its uid; remove its
+    folder."""
+    if group is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    if uid is not None:
+        _kill_uid(uid)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _kill_uid(uid: int) -> None:

@@ -308,6 +308,40 @@ async def test_no_container_is_left_behind(sandbox):
         assert not list(Path(tempfile.gettempdir()).glob("learnhub-grade-*"))
 
 
+def running(command: str) -> bool:
+    return subprocess.run(["pgrep", "-xf", command], capture_output=True).returncode == 0
+
+
+async def test_a_cancelled_execution_leaves_no_process_and_no_folder(sandbox):
+    """The grading service stopping mid-notebook: nothing of the execution outlives it."""
+    folders = set(Path(tempfile.gettempdir()).glob("learnhub-grade-*"))
+    marker = f"sleep 299.{uuid.uuid4().int % 10**6:06d}"
+    execution = asyncio.create_task(
+        sandbox.execute(
+            notebook(f"import subprocess\nsubprocess.Popen({marker.split()!r})\nwhile True: pass"),
+            None,
+        )
+    )
+    for _ in range(600):
+        if running(marker) or execution.done():
+            break
+        await asyncio.sleep(0.1)
+    assert running(marker), "the notebook did not start"
+    execution.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await execution
+    if isinstance(sandbox, DockerSandbox):
+        await sandbox.close()
+        assert containers(f"org.learnhub.test={RUN_ID}") == []
+    for _ in range(300):
+        left = set(Path(tempfile.gettempdir()).glob("learnhub-grade-*")) - folders
+        if not running(marker) and not left:
+            break
+        await asyncio.sleep(0.1)
+    assert not running(marker)
+    assert not left
+
+
 async def test_each_submission_gets_a_container_of_its_own(sandbox):
     """The container started ahead serves the next submission only: nothing one notebook
     leaves (a file, a module's state, a process) is there for the next."""
