@@ -367,15 +367,6 @@ class ExchangeStore:
         folder = submission.feedback_dir
         return pack(folder) if folder.is_dir() else None
 
-    # people and courses leaving
-
-    def remove_course(self, course_id: str) -> bool:
-        folder = self.course(course_id)
-        if not folder.is_dir():
-            return False
-        shutil.rmtree(folder)
-        return True
-
 
 def _as_utc(value: datetime.datetime) -> datetime.datetime:
     # nbgrader stores due dates as naive UTC.

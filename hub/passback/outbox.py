@@ -349,15 +349,6 @@ class GradeOutbox:
                 s.commit()
         return chosen
 
-    def forget_user(self, username: str) -> int:
-        """Delete every outbox row of a user (erasure); returns how many."""
-        with self.store.session() as s:
-            rows = list(s.scalars(select(OutboxGrade).where(OutboxGrade.username == username)))
-            for row in rows:
-                s.delete(row)
-            s.commit()
-            return len(rows)
-
     # ------------------------------------------------------------ delivery
 
     def _claim(self, grade_id: int, now: float) -> OutboxGrade | None:

@@ -427,11 +427,3 @@ async def test_run_outbox_delivers_until_stopped(outbox, store, lms):
     stop.set()
     await asyncio.wait_for(loop, 5)
     assert [g.score for g in lms.outcome_requests] == [0.25, 0.5]
-
-
-def test_forget_user(outbox):
-    outbox.enqueue("ann", "c1", "ps1", 1, 2)
-    outbox.enqueue("ann", "c2", "ps1", 1, 2)
-    outbox.enqueue("bob", "c1", "ps1", 1, 2)
-    assert outbox.forget_user("ann") == 2
-    assert [e.username for e in outbox.entries()] == ["bob"]
