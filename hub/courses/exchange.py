@@ -138,6 +138,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def replace_folder(new: Path, old: Path) -> None:
+    """Put the folder `new` where `old` is (same filesystem), durably, so that readers find
+    one or the other and never neither: the old one is renamed aside, the new one in, and
+    only then is the old one removed."""
+    aside = old.with_name(f".{old.name}.old.{secrets.token_hex(4)}")
+    if old.exists():
+        old.rename(aside)
+    new.rename(old)
+    fsync_dir(old.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def checksum(path: Path) -> str:
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
@@ -224,13 +236,7 @@ class ExchangeStore:
             files = unpack(data, staging, limit_bytes=self.submission_limit_bytes * 4)
             if not any(f.endswith(".ipynb") for f in files):
                 raise ExchangeRefused("the release holds no notebook")
-            final = outbound / assignment_id
-            old = outbound / f".{assignment_id}.old.{secrets.token_hex(4)}"
-            if final.exists():
-                final.rename(old)
-            staging.rename(final)
-            fsync_dir(outbound)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_folder(staging, outbound / assignment_id)
             return files
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -353,12 +359,7 @@ class ExchangeStore:
             files = unpack(data, staging, limit_bytes=self.submission_limit_bytes)
             if not files or not all(f.endswith(".html") and "/" not in f for f in files):
                 raise ExchangeRefused("feedback must be the HTML files of one submission")
-            old = folder.parent / f".old-{secrets.token_hex(6)}"
-            if folder.exists():
-                folder.rename(old)
-            staging.rename(folder)
-            fsync_dir(folder.parent)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_folder(staging, folder)
             return files
         finally:
             shutil.rmtree(staging, ignore_errors=True)

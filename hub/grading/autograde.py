@@ -24,6 +24,7 @@ from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocess
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from ..courses.exchange import replace_folder
 from .sandbox import Execution, Limits, SandboxError
 
 log = logging.getLogger(__name__)
@@ -278,21 +279,6 @@ def _results(
                 )
             )
     return results
-
-
-def replace_folder(new: Path, old: Path) -> None:
-    """Put the folder `new` where `old` is, so that readers find one or the other.
-
-    Two renames (the old one aside, the new one in) instead of removing `old` first and
-    filling it again: formgrader, listing the folder meanwhile, never finds it missing.
-    """
-    aside = old.with_name(f".{old.name}.replaced")
-    shutil.rmtree(aside, ignore_errors=True)
-    old.parent.mkdir(parents=True, exist_ok=True)
-    if old.exists():
-        old.rename(aside)
-    new.rename(old)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def autograde_blocking(

@@ -37,18 +37,13 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from ..courses.coursedir import CourseDirectories
-from ..courses.exchange import ExchangeStore
+from ..courses.exchange import ExchangeStore, replace_folder
 from ..courses.service import NOT_ALLOWED, TokenIdentities, role_in
 from ..passback import GradeOutbox, run_outbox
 from ..service_environment import listen_address
 from ..settings import load_settings
 from ..store import Base, Store
-from .autograde import (
-    AutogradeError,
-    autograde_submission,
-    load_course_config,
-    replace_folder,
-)
+from .autograde import AutogradeError, autograde_submission, load_course_config
 from .queue import GradingQueue, Job, JobState
 from .sandbox import DEFAULT_IMAGE, DockerSandbox, Limits, ProcessSandbox, SandboxError
 
