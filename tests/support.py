@@ -86,6 +86,19 @@ class Hub:
             check=False,
         )
 
+    def jupyterhub(self, *args: str) -> subprocess.CompletedProcess:
+        """`jupyterhub *args` with LearnHub's configuration, run to the end (a command such
+        as `token`, or a start that is expected to fail)."""
+        return subprocess.run(
+            [str(BIN / "jupyterhub"), *args, "-f", str(REPO / "jupyterhub_config.py")],
+            env=self.env(),
+            cwd=self.state_dir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     def start(self) -> None:
         log = self.log_path.open("a")
         self.proc = subprocess.Popen(
@@ -524,15 +537,7 @@ def tarball(files: dict[str, bytes], *, links: dict[str, str] | None = None) -> 
 
 def admin_headers(hub: Hub) -> dict[str, str]:
     """Headers with an API token of the hub's administrator, made by `jupyterhub token`."""
-    made = subprocess.run(
-        [str(BIN / "jupyterhub"), "token", "-f", str(REPO / "jupyterhub_config.py"), "admin"],
-        env=hub.env(),
-        cwd=hub.state_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    made = hub.jupyterhub("token", "admin")
     assert made.returncode == 0, made.stderr
     return {"Authorization": f"token {made.stdout.strip().splitlines()[-1]}"}
 

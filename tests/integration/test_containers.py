@@ -33,9 +33,7 @@ from docker.errors import DockerException, NotFound
 from learnhub.demo.lms import tool_urls
 from learnhub.spawners import Isolation, isolation_problems
 from tests.support import (
-    BIN,
     NOTEBOOK,
-    REPO,
     Hub,
     admin_headers,
     execute,
@@ -869,15 +867,7 @@ def test_docker_without_the_learner_image_stops_the_hub_with_the_fix(engine, tmp
         f"[error] learner servers: spawner.backend is docker but the learner image {MISSING}"
         in doctor.stdout
     ), doctor.stdout
-    started = subprocess.run(
-        [str(BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
-        env=instance.env(),
-        cwd=instance.state_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    started = instance.jupyterhub()
     assert started.returncode != 0
     assert (
         "LearnHub cannot start, invalid settings: spawner.backend is docker but the learner "
