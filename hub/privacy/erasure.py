@@ -718,18 +718,20 @@ class LocalHomeStore:
 def batches(items: Iterable[str], size: int = BATCH, pause: float = 0.0) -> Iterator[list[str]]:
     """`items` in lists of `size`; with `pause`, that many seconds before each list but the
     first (loops that write a transaction per list pass WRITE_PAUSE)."""
+    for n, batch in enumerate(_chunks(items, size)):
+        if n:
+            time.sleep(pause)
+        yield batch
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
     batch: list[str] = []
-    first = True
     for item in items:
         batch.append(item)
         if len(batch) == size:
-            if not first:
-                time.sleep(pause)
             yield batch
-            batch, first = [], False
+            batch = []
     if batch:
-        if not first:
-            time.sleep(pause)
         yield batch
 
 
