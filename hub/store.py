@@ -42,6 +42,11 @@ class Consumer(Base):
     created: Mapped[float] = mapped_column(Float, default=time.time)
 
 
+# A nonce is kept for this many timestamp windows past its timestamp: one for the window
+# itself, one for clocks of other hub processes (or of this one, later) that run ahead.
+NONCE_RETENTION_WINDOWS = 2
+
+
 class Nonce(Base):
     """An LTI 1.1 nonce seen within the timestamp window (older ones are purged)."""
 
@@ -252,14 +257,20 @@ class Store:
             s.commit()
             return bool(removed)
 
-    def use_nonce(self, consumer_key: str, nonce: str, timestamp: float, window: float) -> bool:
-        """Record a nonce; False if it was already used. Purges nonces outside the window.
+    def use_nonce(
+        self, consumer_key: str, nonce: str, timestamp: float, *, now: float, window: float
+    ) -> bool:
+        """Record a nonce; False if it was already used. Purges nonces no clock can accept.
 
-        Timestamps outside the window are refused before this is called, so a nonce older
-        than the window can never be replayed successfully and need not be kept.
+        `now` is the clock reading the caller checked `timestamp` against: the store reads no
+        clock of its own, so the purge can never drop a nonce the caller just accepted. A
+        timestamp is accepted while it is within `window` of a hub process's clock, and those
+        clocks may differ from this one by up to `window` too, so a nonce is kept for twice
+        the window (see NONCE_RETENTION_WINDOWS).
         """
+        horizon = now - NONCE_RETENTION_WINDOWS * window
         with self.session() as s:
-            s.execute(delete(Nonce).where(Nonce.timestamp < time.time() - window))
+            s.execute(delete(Nonce).where(Nonce.timestamp < horizon))
             s.add(Nonce(consumer_key=consumer_key, nonce=nonce, timestamp=timestamp))
             try:
                 s.commit()

@@ -65,8 +65,8 @@ class LTI11LaunchHandler(LaunchHandler):
             url=self.public_url_for(LAUNCH_PATH),
             params=params,
             find_consumer=learnhub.store.get_consumer,
-            use_nonce=lambda key, nonce, ts: learnhub.store.use_nonce(
-                key, nonce, ts, learnhub.timestamp_window
+            use_nonce=lambda key, nonce, ts, now: learnhub.store.use_nonce(
+                key, nonce, ts, now=now, window=learnhub.timestamp_window
             ),
             window=learnhub.timestamp_window,
         )

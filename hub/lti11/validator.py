@@ -32,14 +32,15 @@ def validate_launch(
     url: str,
     params: Sequence[tuple[str, str]],
     find_consumer: Callable[[str], ConsumerInfo | None],
-    use_nonce: Callable[[str, str, float], bool],
+    use_nonce: Callable[[str, str, float, float], bool],
     window: float,
     now: float | None = None,
 ) -> dict[str, str]:
     """Validate a launch and return its parameters as a dict.
 
     The nonce is recorded only after the signature checks out, so unsigned traffic
-    cannot fill the nonce store.
+    cannot fill the nonce store. The clock is read once: `use_nonce(key, nonce, timestamp,
+    now)` gets the reading the timestamp was checked against.
     """
     now = time.time() if now is None else now
     values: dict[str, str] = {}
@@ -78,7 +79,7 @@ def validate_launch(
     if not hmac.compare_digest(expected, values["oauth_signature"]):
         raise LaunchError(401, "Invalid OAuth signature")
 
-    if not use_nonce(consumer.key, values["oauth_nonce"], timestamp):
+    if not use_nonce(consumer.key, values["oauth_nonce"], timestamp, now):
         raise LaunchError(401, "OAuth nonce already used: this launch was replayed")
 
     if not values.get("user_id"):

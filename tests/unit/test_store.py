@@ -32,21 +32,24 @@ def test_wrong_crypt_key_is_named(store, tmp_path):
 
 def test_nonce_is_one_time_and_old_ones_are_purged(store, tmp_path):
     now = time.time()
-    assert store.use_nonce("k", "n1", now, window=300)
-    assert not store.use_nonce("k", "n1", now, window=300)
-    assert store.use_nonce("other", "n1", now, window=300)
-    store.use_nonce("k", "old", now - 1000, window=300)
-    # The next insert purges everything outside the window, so the store stays bounded.
-    store.use_nonce("k", "n2", now, window=300)
+    assert store.use_nonce("k", "n1", now, now=now, window=300)
+    assert not store.use_nonce("k", "n1", now, now=now, window=300)
+    assert store.use_nonce("other", "n1", now, now=now, window=300)
+    store.use_nonce("k", "old", now - 1000, now=now, window=300)
+    store.use_nonce("k", "recent", now - 599, now=now, window=300)
+    # The next insert purges what no clock can accept any more (older than two windows),
+    # so the store stays bounded.
+    store.use_nonce("k", "n2", now, now=now, window=300)
     with sqlite3.connect(tmp_path / "db.sqlite") as db:
         nonces = {r[0] for r in db.execute("select nonce from learnhub_lti11_nonces")}
-    assert nonces == {"n1", "n2"}
+    assert nonces == {"n1", "n2", "recent"}
 
 
 def test_nonce_store_is_shared_between_processes(store, tmp_path):
     other_process = Store(f"sqlite:///{tmp_path / 'db.sqlite'}", b"x" * 32)
-    assert store.use_nonce("k", "shared", time.time(), window=300)
-    assert not other_process.use_nonce("k", "shared", time.time(), window=300)
+    now = time.time()
+    assert store.use_nonce("k", "shared", now, now=now, window=300)
+    assert not other_process.use_nonce("k", "shared", now, now=now + 1, window=300)
 
 
 def add_platform(store):
