@@ -13,9 +13,10 @@ from traitlets.config import LoggingConfigurable
 from . import labextension_path
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
 from .courses import course_page_config_hook
-from .grader import grader_handlers
+from .grader import grader_handlers, shorten_token_cache
 from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
 from .mydata import my_data_handlers
+from .staff_pages import secure_formgrader
 from .tracking import TrackingStatus, follow_do_not_track_sessions
 
 FRAME_ANCESTORS_ENV = "LEARNHUB_FRAME_ANCESTORS"
@@ -127,9 +128,18 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
         serverapp.web_app.add_handlers(".*$", grader_handlers(serverapp.base_url))
 
     hub_auth = getattr(serverapp.identity_provider, "hub_auth", None)
+    if isinstance(hub_auth, HubOAuth) and role == "grader":
+        shorten_token_cache(hub_auth)
     if isinstance(hub_auth, HubOAuth):
         keep_url_token_out_of_cookies(hub_auth)
         learnhub.log.info(
             "LearnHub: a ?token= no longer goes into the %s cookie", hub_auth.cookie_name
         )
         follow_do_not_track_sessions(serverapp.identity_provider)
+
+
+async def _start_jupyter_server_extension(serverapp: ServerApp) -> None:
+    # Every extension is loaded by now, nbgrader's formgrader included (it loads after this
+    # one, in name order): a grader server's formgrader pages get LearnHub's safeguards.
+    if os.environ.get(ROLE_ENV) == "grader":
+        secure_formgrader(serverapp.web_app, serverapp.base_url)

@@ -1,8 +1,13 @@
-"""In a course's grader server, formgrader's "autograde" goes to the sandboxed grading service.
+"""A course's grader server: the staff handoff from the hub, and sandboxed autograding.
 
-nbgrader's own handler runs the learner's code in this server's kernel, with the course's
-gradebook and every submission within reach. This handler, registered before nbgrader's,
-asks LearnHub's grading service to grade the learner's latest submission in a sandbox.
+The hub hands staff over with a token for this server alone, posted to learnhub/session,
+which keeps it in this server's own cookie (formgrader's pages are plain links and forms,
+so a token in page config would not follow them).
+
+nbgrader's own autograde handler runs the learner's code in this server's kernel, with the
+course's gradebook and every submission within reach. SandboxedAutogradeHandler, registered
+before nbgrader's, asks LearnHub's grading service to grade the learner's latest submission
+in a sandbox instead.
 """
 
 from __future__ import annotations
@@ -11,11 +16,78 @@ import json
 import os
 
 import requests
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from .headers import sent_from_this_site
+
 GRADING_URL_ENV = "LEARNHUB_GRADING_URL"
+SESSION_PATH = "learnhub/session"
+# The longest a handoff's cookie may say it lives (the hub's longest launch session); the
+# token inside it is what the hub checks, and it expires with the launch token.
+MAX_SESSION_LIFETIME = 86400
+MAX_FORM_BYTES = 16384
+# How long this server trusts the hub's word on a token (HubAuth caches it for 300 s by
+# default): a handed-over session must end soon after its token expires.
+AUTH_CACHE_SECONDS = 10
+
+
+def shorten_token_cache(hub_auth) -> None:
+    """Make `hub_auth` ask the hub about a token again after AUTH_CACHE_SECONDS."""
+    hub_auth.cache_max_age = AUTH_CACHE_SECONDS
+    # The cache was built with the old lifetime; an empty one of the same kind replaces it.
+    hub_auth.cache = type(hub_auth.cache)(AUTH_CACHE_SECONDS)
+
+
+class FormgraderSessionHandler(JupyterHandler):
+    """POST learnhub/session (token, lifetime): the hub's staff handoff.
+
+    The token is checked with the hub: it must grant access to this server (the hub mints
+    it with that one scope, for the course's staff only). It then goes into this server's
+    cookie, path /user/grader-<course>/, expiring when the token does, and the browser
+    goes on to formgrader. Nothing else is set.
+    """
+
+    def check_xsrf_cookie(self):
+        # Authenticated by the token in the body, which a forged form cannot know, and
+        # refused unless a page of this site sent it (login CSRF).
+        return
+
+    @allow_unauthenticated
+    async def post(self):
+        if len(self.request.body) > MAX_FORM_BYTES:
+            raise web.HTTPError(413, "This request is too large.")
+        if not sent_from_this_site(self.request.headers, self.request.host):
+            raise web.HTTPError(403, "Open formgrader from JupyterLab on this site.")
+        hub_auth = self.identity_provider.hub_auth
+        token = self.get_body_argument("token", "")
+        user = await hub_auth.user_for_token(token, use_cache=False, sync=False) if token else None
+        if not user or not hub_auth.check_scopes(hub_auth.access_scopes, user):
+            raise web.HTTPError(
+                403, "Your session has expired: open formgrader again from JupyterLab."
+            )
+        try:
+            lifetime = int(self.get_body_argument("lifetime", "0"))
+        except ValueError:
+            lifetime = 0
+        lifetime = min(max(lifetime, 1), MAX_SESSION_LIFETIME)
+        # HubOAuth's own cookie (and its XSRF cookie) as after an OAuth login, then the same
+        # cookie again with a lifetime of the token's instead of 30 days.
+        hub_auth.set_cookie(self, token)
+        self.set_secure_cookie(
+            hub_auth.cookie_name,
+            token,
+            expires_days=None,
+            max_age=lifetime,
+            path=hub_auth.cookie_path,
+            httponly=True,
+            secure=self.request.protocol == "https",
+            samesite="Strict",
+        )
+        self.log.info("Formgrader session handed over to %s", user["name"])
+        self.redirect(url_path_join(self.base_url, "formgrader/"))
 
 
 class SandboxedAutogradeHandler(APIHandler):
@@ -67,6 +139,7 @@ class SandboxedAutogradeHandler(APIHandler):
 
 def grader_handlers(base_url: str) -> list[tuple[str, type]]:
     return [
+        (url_path_join(base_url, SESSION_PATH), FormgraderSessionHandler),
         (
             url_path_join(base_url, r"/formgrader/api/submission/([^/]+)/([^/]+)/autograde"),
             SandboxedAutogradeHandler,

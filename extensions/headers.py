@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
 
 CSP = "Content-Security-Policy"
 REFERRER_POLICY = "Referrer-Policy"
@@ -17,6 +18,21 @@ HSTS_ENV = "LEARNHUB_STRICT_TRANSPORT_SECURITY"
 _ORIGIN = re.compile(
     r"https?://(?:\*\.)?(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
 )
+
+
+def sent_from_this_site(headers: Mapping[str, str], host: str) -> bool:
+    """Whether the browser says this request comes from a page of this origin.
+
+    Sec-Fetch-Site decides when present (every current browser sends it). Without it, an
+    Origin of this host proves it; a request with neither (curl, a script, an old browser)
+    proves nothing and is refused. LearnHub's own pages send Origin: null (their
+    Referrer-Policy is no-referrer), so Origin alone cannot be required.
+    """
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = headers.get("Origin")
+    return origin not in (None, "null") and urlsplit(origin).netloc == host
 
 
 def check_origin(origin: str) -> str:

@@ -25,6 +25,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .cookieless import request_token
+from .headers import sent_from_this_site
 
 PATH = "learnhub/my-data"
 SERVICE_URL_ENV = "LEARNHUB_RETENTION_URL"
@@ -32,6 +33,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 # The person's files go in the archive under this folder; the stores' exports under "learnhub/".
 FILES_FOLDER = "files"
 CHUNK = 1 << 16
+MAX_FORM_BYTES = 16384
 
 
 def _hidden(relative: Path) -> bool:
@@ -122,10 +124,44 @@ class MyDataHandler(JupyterHandler):
 
 
 class MyDataPage(MyDataHandler):
-    """GET /learnhub/my-data: what is kept about me, a download, and erase."""
+    """/learnhub/my-data: what is kept about me, a download, and erase.
+
+    GET answers a request authenticated as usual (a token header, a direct login's cookie).
+    POST takes the session's token in the form body, which is how JupyterLab's Help > My
+    Data opens it in a new tab: the token never goes in the tab's address, its history or a
+    log. The page's script then uses it in headers only.
+    """
+
+    def check_xsrf_cookie(self):
+        # The POST is authenticated by the token in its body and must come from a page of
+        # this site; no cookie is involved.
+        if self.request.method != "POST":
+            super().check_xsrf_cookie()
 
     @web.authenticated
     async def get(self):
+        await self.render_page(request_token(self))
+
+    @allow_unauthenticated
+    async def post(self):
+        if len(self.request.body) > MAX_FORM_BYTES:
+            raise web.HTTPError(413, "This request is too large.")
+        if not sent_from_this_site(self.request.headers, self.request.host):
+            raise web.HTTPError(403, "Open My Data from JupyterLab's Help menu on this site.")
+        token = self.get_body_argument("token", "")
+        hub_auth = getattr(self.identity_provider, "hub_auth", None)
+        user = None
+        if token and hub_auth is not None:
+            user = await hub_auth.user_for_token(token, use_cache=False, sync=False)
+        if (
+            not user
+            or user.get("name") != os.environ.get("JUPYTERHUB_USER")
+            or not hub_auth.check_scopes(hub_auth.access_scopes, user)
+        ):
+            raise web.HTTPError(403, "Your session has expired: open the activity again.")
+        await self.render_page(token)
+
+    async def render_page(self, token: str) -> None:
         described = await self.service.describe()
         environment = Environment(
             loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"])
@@ -135,7 +171,7 @@ class MyDataPage(MyDataHandler):
             stores=described.get("stores", {}),
             files=sum(1 for _ in _visible_files(self.root)),
             base=url_path_join(self.base_url, PATH),
-            session=json.dumps({"token": request_token(self), "username": self.service.username})
+            session=json.dumps({"token": token, "username": self.service.username})
             .replace("<", "\\u003c")
             .replace(">", "\\u003e"),
         )

@@ -10,6 +10,7 @@ from traitlets.log import get_logger
 
 from .courses.config import update_courses, update_grading
 from .privacy.config import update_privacy, update_tls
+from .request_body import MAX_BODY_SETTINGS_KEY
 from .services import update_services
 from .settings import Settings
 from .spawners import (
@@ -88,6 +89,7 @@ def update_security(c, settings: Settings, origins: list[str]) -> None:
         },
         # The launch handler answers with its waiting page instead of blocking on a spawn.
         "slow_spawn_timeout": 1,
+        MAX_BODY_SETTINGS_KEY: settings["hub"]["max_body_size"],
     }
 
 

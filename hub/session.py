@@ -6,23 +6,21 @@ import json
 from typing import TYPE_CHECKING
 
 from jupyterhub import orm
-from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
-from tornado import web
 
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE, tracking_refused
 
 from .courses.hub import COURSES_SETTINGS_KEY
 from .errors import LaunchError
 from .identity import Identity, parse_group_name
+from .pages import CookielessPage
 from .privacy import analytics as stats
-from .privacy.handlers import own_page_csp
+from .request_body import LimitedBody
 from .store import principal_role
+from .tokens import SESSION_TOKEN_NOTE
 
 if TYPE_CHECKING:
     from .auth import LearnHubAuthenticator
-
-SESSION_TOKEN_NOTE = "LearnHub LMS launch session"  # noqa: S105 (a label, not a secret)
 
 
 def session_scopes(username: str, *, do_not_track: bool = False) -> list[str]:
@@ -63,8 +61,9 @@ def auth_state_for(identity: Identity, previous: dict | None) -> dict:
     return state
 
 
-class LaunchHandler(BaseHandler):
-    """Base of the LTI handlers: friendly error pages, no XSRF cookie, no login cookie."""
+class LaunchHandler(LimitedBody, CookielessPage):
+    """Base of the LTI handlers: friendly error pages, no XSRF cookie, no login cookie, and a
+    bounded body (hub.max_body_size)."""
 
     authenticator: LearnHubAuthenticator
 
@@ -73,37 +72,9 @@ class LaunchHandler(BaseHandler):
         # authenticated by their OAuth signature or signed id_token, not by a cookie.
         return
 
-    def set_default_headers(self):
-        super().set_default_headers()
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Referrer-Policy", "no-referrer")
-        # Pages rendered from LearnHub's templates load only files of this origin.
-        self.set_header("Content-Security-Policy", own_page_csp(self.settings.get("headers", {})))
-
     def public_url_for(self, path: str) -> str:
         """The URL an LMS uses for a hub path (public_url, not the Host the proxy saw)."""
         return self.authenticator.public_url.rstrip("/") + url_path_join(self.hub.base_url, path)
-
-    def render_page(self, name: str, **ns) -> str:
-        """Render one of LearnHub's standalone templates.
-
-        Not BaseHandler.render_template: its namespace reads xsrf_token, which sets an
-        _xsrf cookie, and LMS launches must work without setting any cookie.
-        """
-        return self.get_template(name, sync=True).render(base_url=self.hub.base_url, **ns)
-
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, LaunchError):
-            message = exc.message
-        elif isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        else:
-            message = "Something went wrong on our side while opening your workspace."
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(
-            self.render_page("learnhub-error.html", status_code=status_code, message=message)
-        )
 
     def fail(self, status: int, message: str):
         raise LaunchError(status, message)

@@ -59,6 +59,15 @@ SCHEMA: dict[str, Any] = {
                     "enum": ["DEBUG", "INFO", "WARNING", "ERROR"],
                     "default": "INFO",
                 },
+                "max_body_size": {
+                    "type": "integer",
+                    "minimum": 65536,
+                    "maximum": 16777216,
+                    "default": 262144,
+                    "description": "largest request body, in bytes, that the hub's LearnHub "
+                    "endpoints (LTI launches, formgrader, the bulk-erasure API) accept; larger "
+                    "ones are refused with 413 before they are read (65536 to 16777216)",
+                },
             },
         },
         "proxy": {

@@ -132,6 +132,11 @@ class Hub:
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=10)) as db:
             return db.execute(sql, params).fetchall()
 
+    def execute(self, sql: str, *params) -> int:
+        """Change the hub's database behind its back (a test's time travel); rows changed."""
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=10)) as db, db:
+            return db.execute(sql, params).rowcount
+
     def counts(self) -> dict[str, int]:
         """How many users, tokens and running servers the hub has: bad launches add none."""
         return {
@@ -294,6 +299,28 @@ def parse_form(html: str) -> tuple[str, dict[str, str]]:
     parser.feed(html)
     assert parser.action, f"no form in page:\n{html[:2000]}"
     return parser.action, parser.fields
+
+
+# What a browser says of a request a page of the same origin sends.
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+def open_formgrader(
+    session: requests.Session, hub_url: str, token: str, course_id: str | None = None
+) -> requests.Response:
+    """Formgrader as JupyterLab's Course menu opens it in a new tab: the launch token posted
+    to the hub from a page of this site, then the hub's handoff form (the grader server's
+    own token) posted to the grader server, which keeps it in its cookie. The last answer."""
+    path = f"learnhub/courses/{course_id}/formgrader" if course_id else "learnhub/formgrader"
+    answer = session.post(
+        f"{hub_url}/hub/{path}", data={"token": token}, headers=SAME_ORIGIN, timeout=180
+    )
+    if answer.status_code != 200 or 'id="learnhub-handoff"' not in answer.text:
+        return answer
+    action, fields = parse_form(answer.text)
+    return session.post(
+        requests.compat.urljoin(answer.url, action), data=fields, headers=SAME_ORIGIN, timeout=180
+    )
 
 
 def session_config(html: str) -> dict:

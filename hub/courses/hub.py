@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from jupyterhub import orm, roles
 from jupyterhub.handlers import BaseHandler
@@ -14,7 +14,12 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
+from learnhub_singleuser.headers import sent_from_this_site
+
 from ..identity import CourseRole, group_name
+from ..pages import CookielessPage
+from ..request_body import LimitedBody
+from ..tokens import FORMGRADER_TOKEN_NOTE, MIN_SESSION_LIFETIME, SESSION_TOKEN_NOTE
 from .coursedir import COURSE_ID, grader_username
 
 # Where handlers find the hub's CourseAccess: a key of JupyterHub.tornado_settings.
@@ -85,18 +90,33 @@ class CourseAccess:
         IOLoop.current().spawn_callback(send)
 
 
-class FormgraderHandler(BaseHandler):
+# Where a grader server takes that token (extensions/grader.py).
+GRADER_SESSION_PATH = "learnhub/session"
+
+
+def formgrader_token_scopes(course_id: str) -> list[str]:
+    """What the handoff's token may do: use this course's grader server. It cannot read
+    the hub API, start servers or mint tokens."""
+    return [f"access:servers!server={grader_username(course_id)}/"]
+
+
+class FormgraderHandler(LimitedBody, CookielessPage):
     """/hub/learnhub/courses/<id>/formgrader: open the course's formgrader, staff only.
 
-    GET works with the hub's login cookie. POST takes the LMS launch token in the form
-    body (JupyterLab posts it into a new tab): an LMS session has no hub cookie, and a
-    token must not travel in a URL. The POST then sets the hub's login cookie in that
-    first-party tab, which the grader server's OAuth needs.
+    GET works with the hub's login cookie (staff who logged in directly). POST takes the
+    LMS launch token in the form body (JupyterLab posts it into a new tab): an LMS session
+    has no hub cookie, and a token must not travel in a URL. The POST sets nothing and
+    grants nothing until the token's owner is known to be staff of the course; it then
+    mints a token for that course's grader server only, expiring with the launch token,
+    and hands it to the grader server in a form post (extensions/grader.py), which keeps it
+    in its own cookie. The hub's login cookie is never set: a launch token stays a launch
+    token.
     """
 
     def check_xsrf_cookie(self):
         # The POST is authenticated by the token in its body, which a forged cross-site
-        # form cannot know; GET changes nothing but starting the grader server.
+        # form cannot know, and must come from a page of this site (sent_from_this_site);
+        # GET changes nothing but starting the grader server.
         return
 
     @property
@@ -111,20 +131,18 @@ class FormgraderHandler(BaseHandler):
                 "Open formgrader from JupyterLab (Course menu) after launching from your "
                 "course, or log in first.",
             )
-        await self.open_formgrader(user, course_id)
+        course_id = self.staff_course(user.name, course_id)
+        if course_id is None:
+            self.render_choice(user.name, token=None)
+            return
+        grader = await self.ready_grader(course_id)
+        # The grader server's own OAuth, on the hub cookie this person already has.
+        self.redirect(url_path_join(grader.url, "formgrader/"))
 
     async def post(self, course_id=None):
-        from ..session import SESSION_TOKEN_NOTE  # the session module imports this one
-
-        # Only JupyterLab on this origin posts here: a form from another site could log a
-        # victim in as the attacker (login CSRF) with the attacker's own launch token.
-        # Browsers say where a request comes from in Sec-Fetch-Site; Origin is "null" from
-        # pages with Referrer-Policy: no-referrer (LearnHub's), so it decides only when set.
-        site = self.request.headers.get("Sec-Fetch-Site")
-        origin = self.request.headers.get("Origin")
-        if (site is not None and site != "same-origin") or (
-            origin not in (None, "null") and urlsplit(origin).netloc != self.request.host
-        ):
+        # Only JupyterLab on this origin posts here: a form from another site could hand a
+        # victim's browser a formgrader session of the attacker's (login CSRF).
+        if not sent_from_this_site(self.request.headers, self.request.host):
             raise web.HTTPError(403, "Open formgrader from JupyterLab on this site.")
         token = self.get_body_argument("token", "")
         found = orm.APIToken.find(self.db, token) if token else None
@@ -133,27 +151,64 @@ class FormgraderHandler(BaseHandler):
             raise web.HTTPError(
                 403, "Your session has expired: open the activity again from your course."
             )
-        user = self.user_from_username(found.user.name)
-        self.set_login_cookie(user)
-        await self.open_formgrader(user, course_id)
+        # The row as stored: the hub's session may hold a copy loaded before it changed.
+        self.db.refresh(found)
+        username = found.user.name
+        course_id = self.staff_course(username, course_id)
+        if course_id is None:
+            self.render_choice(username, token=token)
+            return
+        grader = await self.ready_grader(course_id)
+        lifetime = remaining_lifetime(found)
+        user = self.user_from_username(username)
+        grader_token = user.new_api_token(
+            note=FORMGRADER_TOKEN_NOTE,
+            expires_in=lifetime,
+            scopes=formgrader_token_scopes(course_id),
+        )
+        self.log.info("Formgrader of course %s opened for %s", course_id, username)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            self.render_page(
+                "learnhub-formgrader-handoff.html",
+                action=url_path_join(grader.url, GRADER_SESSION_PATH),
+                token=grader_token,
+                lifetime=lifetime,
+            )
+        )
 
-    async def open_formgrader(self, user, course_id: str | None) -> None:
+    def staff_course(self, username: str, course_id: str | None) -> str | None:
+        """The course to open: the one asked for, or the person's only one as staff (None
+        when they teach several and must choose). 403 unless they are its staff."""
         store = self.authenticator.store
         if course_id is None:
-            # From JupyterLab's Course menu: straight to the one course, or a choice.
-            staff = [e for e in store.enrollments_of(user.name) if e.is_staff]
-            if len(staff) != 1:
-                self.set_header("Content-Type", "text/html; charset=utf-8")
-                self.finish(
-                    self.get_template("learnhub-courses.html", sync=True).render(
-                        base_url=self.hub.base_url, courses=courses_of(store, user.name, self.hub)
-                    )
+            staff = [e for e in store.enrollments_of(username) if e.is_staff]
+            if len(staff) > 1:
+                return None
+            if not staff:
+                raise web.HTTPError(
+                    403, "Only the course's instructors and TAs can open formgrader."
                 )
-                return
             course_id = staff[0].course_id
-        enrollment = store.enrollment(user.name, course_id) if COURSE_ID.match(course_id) else None
+        enrollment = store.enrollment(username, course_id) if COURSE_ID.match(course_id) else None
         if enrollment is None or not enrollment.is_staff:
             raise web.HTTPError(403, "Only the course's instructors and TAs can open formgrader.")
+        return course_id
+
+    def render_choice(self, username: str, token: str | None) -> None:
+        """A person who teaches several courses picks one; with a launch token each choice
+        posts it again (in the page, never in a URL)."""
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            self.render_page(
+                "learnhub-courses.html",
+                courses=courses_of(self.authenticator.store, username, self.hub),
+                token=token,
+            )
+        )
+
+    async def ready_grader(self, course_id: str):
+        """The course's staff role granted, its course made, its grader server running."""
         self.courses.grant_staff_access(self.db, course_id)
         try:
             await self.courses.ensure(course_id)
@@ -170,7 +225,16 @@ class FormgraderHandler(BaseHandler):
                 await self.spawn_single_user(grader)
             if spawner._spawn_future is not None:
                 await spawner._spawn_future
-        self.redirect(url_path_join(grader.url, "formgrader/"))
+        return grader
+
+
+def remaining_lifetime(token: orm.APIToken) -> int:
+    """Whole seconds until `token` expires (at least 1); a token without an expiry, which
+    launches never mint, gets the shortest launch lifetime."""
+    if token.expires_at is None:
+        return MIN_SESSION_LIFETIME
+    seconds = (token.expires_at - orm.APIToken.now()).total_seconds()
+    return max(1, int(seconds))
 
 
 def courses_of(store, username: str, hub) -> list[dict]:

@@ -29,6 +29,8 @@ from jupyterhub.spawner import Spawner
 from sqlalchemy import delete, inspect, select, text
 from tornado import web
 
+from ..request_body import LimitedBody
+
 log = logging.getLogger(__name__)
 
 # POST /hub/api/learnhub/users/erase
@@ -87,7 +89,7 @@ def _overrides(cls: type, base: type, method: str) -> bool:
     return getattr(cls, method) is not getattr(base, method)
 
 
-class EraseUsersHandler(APIHandler):
+class EraseUsersHandler(LimitedBody, APIHandler):
     """POST /hub/api/learnhub/users/erase {"users": [name, ...]}: delete these users.
 
     Needs `delete:users` on every user (the retention service holds it through admin:users).

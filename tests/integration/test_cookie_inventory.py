@@ -8,10 +8,17 @@ import time
 import pytest
 import requests
 
-from learnhub.demo.lms import DemoLMS
+from learnhub.demo.lms import DemoLMS, Role
 from tests.integration.test_direct_login import xsrf
 from tests.integration.test_retention import start_hub
-from tests.support import REPO, launch_from, lti11_launch, lti13_launch, wait_until_ready
+from tests.support import (
+    REPO,
+    launch_from,
+    lti11_launch,
+    lti13_launch,
+    open_formgrader,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -133,8 +140,20 @@ def test_every_cookie_set_is_in_the_inventory(hub, lms):
         data_page = browser.get(launch.server_url + "learnhub/my-data", headers=launch.headers)
         assert data_page.status_code == 200, data_page.text[:500]
 
+    # An instructor's LMS launch, then Course > Formgrader: the grader server's cookie only.
+    instructor = launch_from(
+        url, lti13_launch(browser, lms, user_id="cookie-teacher", roles=[Role.INSTRUCTOR])
+    )
+    before = len(browser.set_cookie_names)
+    formgrader = open_formgrader(browser, url, instructor.token)
+    assert formgrader.status_code == 200 and "/formgrader/" in formgrader.url, formgrader.url
+    grader = formgrader.url.split("/user/", 1)[1].split("/", 1)[0]
+    handoff = {name for name, _url in browser.set_cookie_names[before:]}
+    assert f"jupyterhub-user-{grader}" in handoff
+    assert not {"jupyterhub-hub-login", "jupyterhub-session-id"} & handoff
+
     names = inventory()
-    patterns = [pattern(n, ["admin", *learners]) for n in names]
+    patterns = [pattern(n, ["admin", grader, *learners]) for n in names]
     seen = {name for name, _url in browser.set_cookie_names}
     undocumented = {
         (name, where)

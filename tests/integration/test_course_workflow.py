@@ -18,12 +18,15 @@ import requests
 
 from learnhub.demo.lms import DemoLMS, Role
 from tests.support import (
+    SAME_ORIGIN,
     CookielessClient,
     admin_headers,
     execute,
     launch_from,
     lti11_launch,
     lti13_launch,
+    open_formgrader,
+    parse_form,
     registered_hub,
     wait_until_ready,
 )
@@ -118,15 +121,11 @@ def course_id_of(hub, context: str) -> str:
 
 
 class Formgrader:
-    """The instructor in their own browser tab: hub cookie, then the grader server's."""
+    """The instructor in their own browser tab: the grader server's cookie, never the hub's."""
 
     def __init__(self, hub, course_id: str, launch_token: str):
         self.session = requests.Session()
-        opened = self.session.post(
-            f"{hub.url}/hub/learnhub/courses/{course_id}/formgrader",
-            data={"token": launch_token},
-            timeout=180,
-        )
+        opened = open_formgrader(self.session, hub.url, launch_token, course_id)
         assert opened.status_code == 200, opened.text[:2000]
         assert re.search(rf"/user/grader-{course_id}/formgrader/", opened.url), opened.url
         self.page = opened.text
@@ -449,9 +448,7 @@ def test_course_menu_opens_the_only_course_or_offers_a_choice(course_hub, course
                      context="py-909"),
     )  # fmt: skip
     course = course_id_of(course_hub, "py-909")
-    opened = requests.post(
-        f"{course_hub.url}/hub/learnhub/formgrader", data={"token": first.token}, timeout=180
-    )
+    opened = open_formgrader(requests.Session(), course_hub.url, first.token)
     assert opened.status_code == 200 and f"/user/grader-{course}/formgrader/" in opened.url
 
     second = launch_from(
@@ -459,9 +456,7 @@ def test_course_menu_opens_the_only_course_or_offers_a_choice(course_hub, course
         lti13_launch(client, course_lms, user_id="teacher-9", roles=[Role.INSTRUCTOR],
                      context="py-910"),
     )  # fmt: skip
-    choice = requests.post(
-        f"{course_hub.url}/hub/learnhub/formgrader", data={"token": second.token}, timeout=60
-    )
+    choice = open_formgrader(requests.Session(), course_hub.url, second.token)
     assert choice.status_code == 200 and choice.url.endswith("/hub/learnhub/formgrader")
     for context in ("py-909", "py-910"):
         (title,) = course_hub.query(
@@ -471,36 +466,181 @@ def test_course_menu_opens_the_only_course_or_offers_a_choice(course_hub, course
         assert f"/hub/learnhub/courses/{course_id_of(course_hub, context)}/formgrader" in (
             choice.text
         )
+    # Each choice posts the launch token again, in the page, never in a link.
+    assert choice.text.count(f'name="token" value="{second.token}"') == 2
+    assert f"token={second.token}" not in choice.text
 
     # A learner of the course, or a made-up token, gets no formgrader.
     learner = launch_from(
         course_hub.url,
         lti13_launch(CookielessClient(), course_lms, user_id="s-909", context="py-909"),
     )
-    refused = requests.post(
-        f"{course_hub.url}/hub/learnhub/courses/{course}/formgrader",
-        data={"token": learner.token}, timeout=60,
-    )  # fmt: skip
+    refused = open_formgrader(requests.Session(), course_hub.url, learner.token, course)
     assert refused.status_code == 403
     assert "instructors and TAs can open formgrader" in refused.text
-    # Another site's form cannot log a browser in with a token it chose (login CSRF).
-    cross_site = requests.post(
-        f"{course_hub.url}/hub/learnhub/formgrader",
-        data={"token": second.token}, headers={"Origin": "https://evil.example"}, timeout=60,
-    )  # fmt: skip
-    assert cross_site.status_code == 403
-    assert "jupyterhub-hub-login" not in cross_site.headers.get("Set-Cookie", "")
-    # ... nor with its Origin hidden, since browsers say where a request comes from.
-    hidden = requests.post(
-        f"{course_hub.url}/hub/learnhub/formgrader",
-        data={"token": second.token},
-        headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"},
-        timeout=60,
-    )
-    assert hidden.status_code == 403
-    assert "jupyterhub-hub-login" not in hidden.headers.get("Set-Cookie", "")
-    forged = requests.post(
-        f"{course_hub.url}/hub/learnhub/formgrader", data={"token": "0" * 32}, timeout=60
-    )
+    forged = open_formgrader(requests.Session(), course_hub.url, "0" * 32)
     assert forged.status_code == 403 and "session has expired" in forged.text
     assert "Traceback" not in forged.text and "0" * 32 not in forged.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": "null"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+    ids=["curl", "origin-null", "other-origin", "hidden-origin", "same-site", "typed-url"],
+)
+def test_formgrader_post_needs_proof_that_this_site_sent_it(course_hub, course_lms, headers):
+    """Another site's form must not hand a browser a session of the attacker's choosing
+    (login CSRF); a request that says nothing of where it comes from proves nothing."""
+    teacher = launch_from(
+        course_hub.url,
+        lti13_launch(CookielessClient(), course_lms, user_id="teacher-csrf",
+                     roles=[Role.INSTRUCTOR], context="py-csrf"),
+    )  # fmt: skip
+    before = course_hub.counts()
+    refused = requests.post(
+        f"{course_hub.url}/hub/learnhub/formgrader",
+        data={"token": teacher.token},
+        headers=headers,
+        timeout=60,
+    )
+    assert refused.status_code == 403
+    assert "Open formgrader from JupyterLab on this site." in refused.text
+    assert "Set-Cookie" not in refused.headers
+    assert course_hub.counts() == before, "a refused handoff minted a token"
+
+
+def test_launch_token_never_becomes_more_than_it_is(course_hub, course_lms):
+    """The review's hole: a launch token posted to formgrader became a 30-day hub login,
+    from which the learner listed their tokens and minted year-long full-scope ones."""
+    hub_url = course_hub.url
+    # A learner's token, sent as curl sends it and as a browser would: nothing set, ever.
+    learner = launch_from(
+        hub_url, lti13_launch(CookielessClient(), course_lms, user_id="s-hole", context="py-hole")
+    )
+    for headers in ({}, SAME_ORIGIN):
+        answer = requests.post(
+            f"{hub_url}/hub/learnhub/formgrader",
+            data={"token": learner.token},
+            headers=headers,
+            timeout=60,
+        )
+        assert answer.status_code == 403, answer.text[:500]
+        assert "Set-Cookie" not in answer.headers
+
+    teacher = launch_from(
+        hub_url,
+        lti13_launch(CookielessClient(), course_lms, user_id="t-hole", roles=[Role.INSTRUCTOR],
+                     context="py-hole"),
+    )  # fmt: skip
+    course = course_id_of(course_hub, "py-hole")
+    grader = f"grader-{course}"
+    # The launch token expires in a minute: whatever the handoff makes must not outlive it.
+    assert (
+        course_hub.execute(
+            "update api_tokens set expires_at = datetime('now', '+60 seconds') "
+            "where note = 'LearnHub LMS launch session' and user_id = "
+            "(select id from users where name = ?)",
+            teacher.username,
+        )
+        == 1
+    )
+    browser = requests.Session()
+    handoff = browser.post(
+        f"{hub_url}/hub/learnhub/formgrader",
+        data={"token": teacher.token},
+        headers=SAME_ORIGIN,
+        timeout=180,
+    )
+    assert handoff.status_code == 200, handoff.text[:2000]
+    assert "Set-Cookie" not in handoff.headers, "the hub set a cookie for a launch token"
+    assert teacher.token not in handoff.text
+    action, fields = parse_form(handoff.text)
+    assert action == f"/user/{grader}/learnhub/session"
+    assert 0 < int(fields["lifetime"]) <= 60
+
+    # The token handed over: the grader server only, expiring with the launch token.
+    (scopes, expires, launch_expires) = course_hub.query(
+        "select t.scopes, t.expires_at, (select expires_at from api_tokens "
+        "where note = 'LearnHub LMS launch session' and user_id = t.user_id) "
+        "from api_tokens t where t.note = 'LearnHub formgrader session' and t.user_id = "
+        "(select id from users where name = ?)",
+        teacher.username,
+    )[0]
+    assert json.loads(scopes) == [f"access:servers!server={grader}/"]
+    assert expires <= launch_expires
+    handed = {"Authorization": f"token {fields['token']}"}
+    for token_headers in (handed, teacher.headers):
+        minted = requests.post(
+            f"{hub_url}/hub/api/users/{teacher.username}/tokens",
+            json={"expires_in": 365 * 86400},
+            headers=token_headers,
+            timeout=30,
+        )
+        assert minted.status_code == 403, minted.text
+        listed = requests.get(
+            f"{hub_url}/hub/api/users/{teacher.username}/tokens", headers=token_headers, timeout=30
+        )
+        assert listed.status_code == 403, listed.text
+
+    opened = browser.post(
+        requests.compat.urljoin(handoff.url, action), data=fields, headers=SAME_ORIGIN, timeout=180
+    )
+    assert opened.status_code == 200 and f"/user/{grader}/formgrader/" in opened.url
+    # Only the grader server's own cookies, on its own path, living no longer than the token.
+    assert {c.path for c in browser.cookies} == {f"/user/{grader}/"}, list(browser.cookies)
+    session_cookie = next(c for c in browser.cookies if c.name == f"jupyterhub-user-{grader}")
+    assert session_cookie.expires is not None and session_cookie.expires <= time.time() + 61
+    assert not any(c.name.startswith("jupyterhub-hub-login") for c in browser.cookies)
+    assert not any(c.name == "jupyterhub-session-id" for c in browser.cookies)
+    # With that browser, the hub's token page is a login page, not a way to mint tokens.
+    token_page = browser.get(f"{hub_url}/hub/token", timeout=30)
+    assert "/hub/login" in token_page.url
+    # Another learner's server is out of reach of the handed-over token.
+    other = requests.get(f"{learner.server_url}api/status", headers=handed, timeout=30)
+    assert other.status_code in (302, 403), other.status_code
+
+    # When the launch token expires, so does the formgrader session made from it.
+    assert (
+        course_hub.execute(
+            "update api_tokens set expires_at = datetime('now', '+4 seconds') "
+            "where note = 'LearnHub LMS launch session' and user_id = "
+            "(select id from users where name = ?)",
+            teacher.username,
+        )
+        == 1
+    )
+    late = requests.Session()
+    handoff = late.post(
+        f"{hub_url}/hub/learnhub/formgrader",
+        data={"token": teacher.token},
+        headers=SAME_ORIGIN,
+        timeout=180,
+    )
+    action, fields = parse_form(handoff.text)
+    assert 0 < int(fields["lifetime"]) <= 4
+    reopened = late.post(
+        requests.compat.urljoin(handoff.url, action), data=fields, headers=SAME_ORIGIN, timeout=180
+    )
+    assert reopened.status_code == 200 and f"/user/{grader}/formgrader/" in reopened.url
+    cookie = next(c for c in late.cookies if c.name == f"jupyterhub-user-{grader}")
+    # Past the token's expiry and the grader server's 10 s trust in the hub's last answer.
+    time.sleep(12)
+    expired = late.get(f"{hub_url}/user/{grader}/formgrader/", timeout=60)
+    assert "/hub/login" in expired.url, expired.url
+    assert "Manage Assignments" not in expired.text
+    # A copy of the cookie, replayed by hand after the browser dropped it, is refused too.
+    stolen = requests.Session()
+    stolen.cookies.set(cookie.name, cookie.value, path=cookie.path)
+    replayed = stolen.get(f"{hub_url}/user/{grader}/formgrader/", timeout=60)
+    assert "/hub/login" in replayed.url, replayed.url
+    late_token = {"Authorization": f"token {fields['token']}"}
+    assert (
+        requests.get(f"{hub_url}/hub/api/user", headers=late_token, timeout=30).status_code == 403
+    )

@@ -12,6 +12,7 @@ import pytest
 from learnhub.demo.lms import DemoLMS
 from tests.integration.test_retention import db_bytes, secrets_of, start_hub, user_id
 from tests.support import (
+    SAME_ORIGIN,
     CookielessClient,
     launch_from,
     lti11_launch,
@@ -108,6 +109,32 @@ def test_the_page_shows_what_is_kept_without_cookies(hub, people):
     # Someone else's token never reaches this server's page.
     foreign = client.get(alice.server_url + "learnhub/my-data/api", headers=bob.headers)
     assert foreign.status_code in (302, 403)
+
+
+def test_help_menu_posts_the_token_instead_of_putting_it_in_a_url(hub, people):
+    """Help > My Data opens a new tab with a form post of the session's token: the page
+    comes up without the token ever being in an address, and only for its own learner."""
+    alice, bob = people
+    client = CookielessClient()
+    url = alice.server_url + "learnhub/my-data"
+    page = client.post(url, data={"token": alice.token}, headers=SAME_ORIGIN, timeout=60)
+    assert page.status_code == 200, page.text[:2000]
+    assert page.url == url and "token=" not in page.url
+    assert ALICE["name"] in page.text
+    assert json.dumps(alice.token) in page.text  # for the page's own calls, in headers
+    assert client.set_cookie_headers_received == []
+    refusals = [
+        ({"token": alice.token}, {}, "Open My Data from JupyterLab"),  # curl: no proof
+        ({"token": alice.token}, {"Sec-Fetch-Site": "cross-site"}, "Open My Data"),
+        ({"token": bob.token}, SAME_ORIGIN, "session has expired"),  # another learner's
+        ({"token": "0" * 32}, SAME_ORIGIN, "session has expired"),
+        ({}, SAME_ORIGIN, "session has expired"),
+    ]
+    for form, headers, message in refusals:
+        refused = client.post(url, data=form, headers=headers, timeout=60)
+        assert refused.status_code == 403, (form, headers, refused.status_code)
+        assert message in refused.text
+        assert ALICE["email"] not in refused.text
 
 
 def test_the_archive_holds_everything_about_the_learner_and_nobody_else(hub, people):

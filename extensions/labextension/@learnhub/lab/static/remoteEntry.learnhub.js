@@ -248,13 +248,30 @@
 
   /**
    * The learner's data page, served by this server (extensions/mydata.py): what is kept,
-   * one archive of it, erase now. A new tab, with the session's token in its address (the
-   * page removes it at once), because an LMS frame without cookies has nothing else.
+   * one archive of it, erase now. A new tab, opened by a form that posts the session's
+   * token (an LMS frame without cookies has nothing else), so the token never goes in the
+   * tab's address, its history or a server's log.
    */
-  function myDataUrl(config) {
+  function openMyData(config) {
     var base = (config.baseUrl || '/').replace(/\/?$/, '/');
-    var url = base + 'learnhub/my-data';
-    return config.token ? withToken(url, config.token) : url;
+    if (!config.token) {
+      // A direct login's session: its cookie opens the page.
+      window.open(base + 'learnhub/my-data', '_blank', 'noopener');
+      return;
+    }
+    var form = document.createElement('form');
+    form.method = 'POST';
+    form.action = base + 'learnhub/my-data';
+    form.target = '_blank';
+    form.rel = 'noopener';
+    var field = document.createElement('input');
+    field.type = 'hidden';
+    field.name = 'token';
+    field.value = config.token || '';
+    form.appendChild(field);
+    document.body.appendChild(form);
+    form.submit();
+    document.body.removeChild(form);
   }
 
   var myDataLink = {
@@ -266,7 +283,7 @@
         label: 'My Data',
         caption: 'See, download or erase what this site keeps about you',
         execute: function () {
-          window.open(myDataUrl(pageConfig()), '_blank', 'noopener');
+          openMyData(pageConfig());
         }
       });
     }
