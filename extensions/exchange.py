@@ -3,8 +3,9 @@
 nbgrader's default exchange is a world-writable directory every learner mounts; in
 containers where all learners share a uid, anyone can read anyone's submission. Here each
 call is an HTTP request carrying this server's own hub token, and the course service
-decides what the caller may see and do. Configured by the `nbgrader_config.py` LearnHub
-installs (only when `LEARNHUB_EXCHANGE_URL` is set).
+decides what the caller may see and do. nbgrader uses them in the servers the hub starts
+(jupyter_config/nbgrader_config.py, which learnhub_singleuser.course_service puts on
+nbgrader's config path); without `LEARNHUB_EXCHANGE_URL` each refuses before doing anything.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from traitlets import Bool, Float, Unicode, default
 
 # Never uploaded: checkpoints, hidden files, and feedback fetched into the assignment folder.
 SKIPPED_PARTS = ("feedback",)
+EXCHANGE_URL_ENV = "LEARNHUB_EXCHANGE_URL"
+NOT_CONFIGURED = (
+    f"This server has no course service: {EXCHANGE_URL_ENV} is not set (the LearnHub hub "
+    "sets it when it starts a server). Nothing can be listed, fetched, submitted, released "
+    "or collected here, and nbgrader's shared exchange folder is not used instead; ask the "
+    "platform's operator."
+)
 
 
 def pack_folder(folder: Path) -> bytes:
@@ -71,7 +79,8 @@ class LearnHubExchange(ABCExchange):
 
     service_url = Unicode(
         config=True,
-        help="The course service's URL with its prefix. Default: $LEARNHUB_EXCHANGE_URL.",
+        help="The course service's URL with its prefix. Default: $LEARNHUB_EXCHANGE_URL, "
+        "which the hub's spawner sets; empty makes every exchange step refuse.",
     )
     request_timeout = Float(
         120.0, config=True, help="Seconds to wait for the course service. Default 120."
@@ -85,11 +94,22 @@ class LearnHubExchange(ABCExchange):
 
     @default("service_url")
     def _default_service_url(self):
-        return os.environ.get("LEARNHUB_EXCHANGE_URL", "")
+        return os.environ.get(EXCHANGE_URL_ENV, "")
+
+    @property
+    def root(self) -> str:
+        # What formgrader names as "the exchange directory" when its first listing fails.
+        return self.service_url or f"(none: {EXCHANGE_URL_ENV} is not set)"
+
+    def start(self):
+        # Refuse before nbgrader's steps touch anything, local folders included.
+        if not self.service_url:
+            self.fail(NOT_CONFIGURED)
+        return super().start()
 
     def request(self, method: str, path: str, *, data: bytes | None = None, params=None):
         if not self.service_url:
-            self.fail("LEARNHUB_EXCHANGE_URL is not set: this server has no course service.")
+            self.fail(NOT_CONFIGURED)
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         url = self.service_url.rstrip("/") + "/api/courses" + (f"/{path}" if path else "")
         try:

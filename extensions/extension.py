@@ -12,6 +12,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import labextension_path
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
+from .course_service import no_course_service_handlers, use_course_service
 from .courses import course_page_config_hook
 from .grader import grader_handlers, shorten_token_cache
 from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
@@ -71,6 +72,9 @@ class LearnHubSingleUser(LoggingConfigurable):
 
 
 def _link_jupyter_server_extension(serverapp: ServerApp) -> None:
+    # Before formgrader loads (it reads nbgrader's config then): see course_service.
+    use_course_service()
+
     # JupyterLab finds prebuilt extensions in LabServerApp.extra_labextensions_path +
     # labextensions_path, which it reads when it builds its handlers at load time (the
     # route that serves their files) and on each page (the federated_extensions list).
@@ -123,6 +127,8 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
 
     # The learner's own data page: what is kept, one archive of it, erase now (see mydata).
     serverapp.web_app.add_handlers(".*$", my_data_handlers(serverapp.base_url))
+    # Before nbgrader's own, which would hide why (see course_service).
+    serverapp.web_app.add_handlers(".*$", no_course_service_handlers(serverapp.base_url))
     if role == "grader":
         # Added before nbgrader's own (extensions load in name order), so it answers first.
         serverapp.web_app.add_handlers(".*$", grader_handlers(serverapp.base_url))

@@ -266,7 +266,8 @@ def learner_context_layout(source: Path) -> list[tuple[Path, str]]:
     except the project's wheel, which goes to `learnhub/dist/`.
 
     The single-user extension's data files go where `pip install` of a Jupyter extension
-    puts them, under the venv's etc/ and share/: the wheel does not carry them.
+    puts them, under the venv's etc/ and share/: the wheel does not carry them. (nbgrader's
+    config is not among them: the extension finds it inside the package, as in every install.)
     """
     learner = source / "images" / "learner"
     extension = source / "extensions"
@@ -279,8 +280,6 @@ def learner_context_layout(source: Path) -> list[tuple[Path, str]]:
             "learnhub/sys-prefix/etc/jupyter/jupyter_server_config.d",
         ),
         (extension / "labextension", "learnhub/sys-prefix/share/jupyter/labextensions"),
-        # nbgrader reads it from <prefix>/etc/jupyter: the course service as the exchange.
-        (extension / "nbgrader_config.py", "learnhub/sys-prefix/etc/jupyter/nbgrader_config.py"),
     ]
 
 

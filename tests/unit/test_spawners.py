@@ -12,6 +12,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from learnhub.config import update_network, update_spawner
+from learnhub.courses.config import update_courses
 from learnhub.settings import SettingsError, load_settings, validate
 from learnhub.spawners import (
     ICC_OPTION,
@@ -20,6 +21,7 @@ from learnhub.spawners import (
     Isolation,
     LearnerNetwork,
     LearnerServersUnavailable,
+    LocalLearnerSpawner,
     SpawnerBackend,
     choose_backend,
     hub_listen_ip,
@@ -440,3 +442,35 @@ def test_spawner_settings_errors_name_the_key(spawner, message):
     with pytest.raises(SettingsError) as failed:
         validate({"spawner": spawner})
     assert message in str(failed.value)
+
+
+@pytest.mark.parametrize("backend", ["local", "docker"])
+@pytest.mark.parametrize(
+    ("username", "on", "off"),
+    [
+        ("lx", "assignment_list", "formgrader"),
+        ("grader-cabcdefghijk", "formgrader", "assignment_list"),
+    ],
+    ids=["learner", "grader"],
+)
+def test_every_server_gets_the_course_service_from_its_spawner(
+    settings_for, backend, username, on, off
+):
+    """nbgrader is wired in the server by LearnHub's extension (learnhub_singleuser.
+    course_service), so its command line must turn that on and its environment must say
+    where the course service is, whatever the backend and whatever is installed."""
+    settings = settings_for(backend=backend)
+    c = Config()
+    update_spawner(c, settings, [], SpawnerBackend(backend, "test"))
+    update_courses(c, settings, connect_ip="127.0.0.1", containers=backend == "docker")
+    cls = DockerLearnerSpawner if backend == "docker" else LocalLearnerSpawner
+    spawner = cls(config=c, user=SimpleNamespace(name=username, url="/user/x/"))
+    args = spawner.get_args()
+    assert "--ServerApp.jpserver_extensions=learnhub_singleuser=True" in args
+    assert f"--ServerApp.jpserver_extensions=nbgrader.server_extensions.{on}=True" in args
+    assert f"--ServerApp.jpserver_extensions=nbgrader.server_extensions.{off}=False" in args
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == "learnhub-courses"]
+    assert service["url"].startswith("http://127.0.0.1:")
+    assert spawner.environment["LEARNHUB_EXCHANGE_URL"] == (
+        service["url"] + "/services/learnhub-courses/"
+    )
