@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,8 @@ COURSE_ID = re.compile(r"^c[a-z0-9]{11}$")
 GRADER_PREFIX = "grader-"
 # What nbgrader generates and a course template must not bring along.
 GENERATED = ("release", "submitted", "autograded", "feedback", "gradebook.db", ".nbgrader.log")
+# A course's staging folder older than this was left by a process that crashed making it.
+STALE_STAGING_SECONDS = 3600
 
 
 def grader_username(course_id: str) -> str:
@@ -95,9 +100,13 @@ class CourseDirectories:
         path = self.path(course_id)
         if self.exists(course_id):
             return False
-        staging = path.with_name(f".{course_id}.new")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_staging(course_id)
+        # A folder of this call's own: two first launches of a course at once (the launch's
+        # notice and formgrader's) each build one, and the first rename wins. A shared
+        # name let one call delete the other's half-written gradebook.
+        staging = Path(tempfile.mkdtemp(prefix=f".{course_id}.new-", dir=self.root))
+        staging.chmod(0o755)  # as a plain mkdir makes it (mkdtemp makes 0700)
         template_config = ""
         if self.template is not None:
             source = self.template / "source"
@@ -121,6 +130,14 @@ class CourseDirectories:
             shutil.rmtree(staging, ignore_errors=True)
             return False
         return True
+
+    def _remove_stale_staging(self, course_id: str) -> None:
+        """Staging folders of this course that a crashed process left (older than an hour)."""
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        for stale in self.root.glob(f".{course_id}.new-*"):
+            with contextlib.suppress(OSError):
+                if stale.stat().st_mtime < cutoff:
+                    shutil.rmtree(stale, ignore_errors=True)
 
     def give_to_owner(self, path: Path) -> None:
         """Hand files this process wrote to the grader server's user."""
