@@ -521,6 +521,9 @@ def stop_process(proc: subprocess.Popen | None, pid_file: Path | None = None) ->
 
 
 def installed_versions(python: Path) -> dict[str, str]:
+    """The versions of STOCK_PACKAGES that `python` has; {} when it does not exist yet."""
+    if not python.exists():
+        return {}
     code = (
         "import importlib.metadata as m, json, sys; "
         "print(json.dumps({p: m.version(p) for p in sys.argv[1:]}))"
