@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,8 +16,10 @@ from .grading import cli as grading_cli
 from .privacy import analytics, breach, report, retention
 from .privacy.policy import policy_findings
 from .privacy.tls import tls_findings
+from .run_processes import RunProcesses
 from .settings import Settings, SettingsError, load_settings
 from .spawners import learner_server_findings
+from .stopping import skip_exit_collection
 from .store import Store
 
 DEMO_CONSUMER_KEY = "learnhub-demo"
@@ -210,7 +209,7 @@ def cmd_run(settings: Settings, args) -> int:
     env = {**os.environ, "LEARNHUB_STATE_DIR": str(settings.state_dir)}
     if settings.source:
         env["LEARNHUB_CONFIG"] = str(settings.source.resolve())
-    children: list[subprocess.Popen] = []
+    run = RunProcesses()
     if args.demo:
         lms_url = f"http://127.0.0.1:{settings['demo']['lms_port']}"
         secret = ensure_demo_registrations(settings, lms_url)
@@ -219,25 +218,23 @@ def cmd_run(settings: Settings, args) -> int:
         demo_course = hub_config_file().parent / "assignments"
         if settings["courses"]["template"] is None and (demo_course / "source").is_dir():
             env[DEMO_TEMPLATE_ENV] = str(demo_course)
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "learnhub.demo.lms",
-                    "--port",
-                    str(settings["demo"]["lms_port"]),
-                    "--tool-url",
-                    settings.public_url,
-                    "--consumer-key",
-                    DEMO_CONSUMER_KEY,
-                    "--client-id",
-                    DEMO_CLIENT_ID,
-                    "--deployment-id",
-                    DEMO_DEPLOYMENT_ID,
-                ],
-                env=env_lms,
-            )
+        run.start(
+            [
+                sys.executable,
+                "-m",
+                "learnhub.demo.lms",
+                "--port",
+                str(settings["demo"]["lms_port"]),
+                "--tool-url",
+                settings.public_url,
+                "--consumer-key",
+                DEMO_CONSUMER_KEY,
+                "--client-id",
+                DEMO_CLIENT_ID,
+                "--deployment-id",
+                DEMO_DEPLOYMENT_ID,
+            ],
+            env=env_lms,
         )
         print(
             f"\nLearnHub is starting at {settings.public_url}\n"
@@ -248,43 +245,16 @@ def cmd_run(settings: Settings, args) -> int:
             f"Staff log in at {settings.public_url}/hub/login (sign up as 'admin' first).\n",
             flush=True,
         )
-    hub = subprocess.Popen(
-        [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(hub_config_file())],
+    # JupyterHub, stopping once and without racing its own health checks (hub_app).
+    hub = run.start(
+        [sys.executable, "-m", "learnhub.hub_app", "-f", str(hub_config_file())],
         env=env,
         cwd=settings.state_dir,
     )
-    children.append(hub)
-
-    def forward(signum, _frame):
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    code = hub.wait()
-    forward(signal.SIGTERM, None)
-    for child in children:
-        child.wait(timeout=30)
-    stop_proxy(settings.state_dir / "proxy.pid")
-    return code
-
-
-def stop_proxy(pid_file: Path) -> None:
-    """Stop the proxy the hub left running (cleanup_proxy is off so that a hub restart does
-    not cut learners off); when `learnhub run` ends, the person expects all of it to stop."""
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGTERM)
-        # Return only once it is gone, so nothing of this run still holds its ports.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            os.kill(pid, 0)
-            time.sleep(0.1)
-    pid_file.unlink(missing_ok=True)
+    code = run.wait_for(hub)
+    run.stop_the_rest(settings.state_dir / "proxy.pid")
+    skip_exit_collection()
+    return code if code >= 0 else 128 - code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,7 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
         "add-consumer", help="add an LTI 1.1 consumer key; prints its secret last"
     )
     p.add_argument("key")
-    p.add_argument("--secret", help="use this shared secret instead of a generated one")
+    p.add_argument(
+        "--secret",
+        help="use this shared secret instead of a generated one "
+        "(write --secret=VALUE when it begins with '-')",
+    )
     p.add_argument("--frame-origin", help="origin of the LMS pages that frame LearnHub")
     p.set_defaults(func=cmd_add_consumer)
 

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 from .settings import Settings
 
+# The largest request body of the grading and retention services' APIs: they take small
+# JSON (tornado's default would let a caller send 100 MB).
+API_MAX_BODY_SIZE = 64 * 1024
 # Variables of the hub's environment its LearnHub services need too.
 PASSED_ON = ("LEARNHUB_CRYPT_KEY", "LEARNHUB_PSEUDONYM_KEY", "LEARNHUB_DEMO_COURSE_TEMPLATE")
 

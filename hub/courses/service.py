@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from nbgrader.api import Gradebook, MissingEntry
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from tornado.ioloop import IOLoop
 
 from ..service_environment import listen_address
 from ..settings import load_settings
+from ..stopping import skip_exit_collection, stop_signal
 from ..store import Store
 from .coursedir import COURSE_ID, CourseDirectories, course_of_grader
 from .exchange import (
@@ -428,17 +428,26 @@ def service_from_environment(environ=os.environ) -> tuple[CourseService, str, in
     return (service, *listen_address(environ))
 
 
+async def serve() -> None:
+    """Serve until the hub stops the service (SIGINT, or SIGTERM)."""
+    service, host, port, prefix = service_from_environment()
+    (service.courses.root).mkdir(parents=True, exist_ok=True, mode=0o700)
+    service.exchange.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    server = make_app(service, prefix).listen(port, address=host, xheaders=False)
+    log.info("Course service listening on %s:%d%s", host, port, prefix)
+    await stop_signal(SERVICE_NAME, log)
+    server.stop()
+    # Open connections are closed; a file still being written finishes in its thread
+    # before the process ends (asyncio.run waits for those threads).
+    await server.close_all_connections()
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
     )
-    service, host, port, prefix = service_from_environment()
-    (service.courses.root).mkdir(parents=True, exist_ok=True, mode=0o700)
-    service.exchange.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    app = make_app(service, prefix)
-    app.listen(port, address=host, xheaders=False)
-    log.info("Course service listening on %s:%d%s", host, port, prefix)
-    IOLoop.current().start()
+    asyncio.run(serve())
+    skip_exit_collection()
 
 
 if __name__ == "__main__":

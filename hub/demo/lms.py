@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import datetime
 import hashlib
 import hmac
@@ -38,6 +37,8 @@ from oauthlib.oauth1.rfc5849 import (
 )
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
+
+from ..stopping import skip_exit_collection, stop_signal
 
 LTI_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_ENDPOINT_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
@@ -1567,7 +1568,8 @@ async def _serve(lms: DemoLMS, port: int) -> None:
     for name, value in lms.registration().items():
         if name != "consumer_secret":
             print(f"  {name}: {value}", flush=True)
-    await asyncio.Event().wait()
+    await stop_signal("demo LMS")
+    await lms.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1600,8 +1602,8 @@ def main(argv: list[str] | None = None) -> None:
         platform=Platform(options.issuer, options.client_id, options.deployment_id),
         **urls,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(lms, options.port))
+    asyncio.run(_serve(lms, options.port))
+    skip_exit_collection()
 
 
 if __name__ == "__main__":

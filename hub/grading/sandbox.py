@@ -768,12 +768,14 @@ class ProcessSandbox:
     def __init__(self, limits: Limits | None = None, python: str = sys.executable):
         self.limits = limits or Limits()
         self.python = python
+        remove_abandoned_folders()
 
     async def execute(self, notebook_json: dict, files: Path | None) -> Execution:
         started = time.monotonic()
         root = os.geteuid() == 0
         uid = PROCESS_UID_BASE + random.randrange(PROCESS_UID_SPAN) if root else os.getuid()  # noqa: S311
-        tmp = Path(tempfile.mkdtemp(prefix="learnhub-grade-"))
+        # Named after this process, so that what a killed grader leaves can be found.
+        tmp = Path(tempfile.mkdtemp(prefix=f"{PROCESS_FOLDER_PREFIX}{os.getpid()}-"))
         proc = None
         try:
             work, home = tmp / "work", tmp / "home"
@@ -823,6 +825,39 @@ class ProcessSandbox:
             sandbox=self.name,
             killed_why=killed_why,
         )
+
+
+PROCESS_FOLDER_PREFIX = "learnhub-grade-"
+
+
+def remove_abandoned_folders(temp: Path | None = None) -> list[Path]:
+    """Remove the folders (and, as root, the processes of their uid) of executions whose
+    grading process is gone: it was killed before it could clean up (SIGKILL, the OOM
+    killer). The folders removed."""
+    removed = []
+    for folder in Path(temp or tempfile.gettempdir()).glob(f"{PROCESS_FOLDER_PREFIX}*-*"):
+        owner = folder.name[len(PROCESS_FOLDER_PREFIX) :].partition("-")[0]
+        if not owner.isdigit() or _process_exists(int(owner)):
+            continue
+        uid = None
+        with contextlib.suppress(OSError):
+            found = (folder / "work").stat().st_uid
+            if os.geteuid() == 0 and found >= PROCESS_UID_BASE:
+                uid = found
+        _clean_up(None, uid, folder)
+        log.warning("removed %s, left by a grading process that was killed", folder)
+        removed.append(folder)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _clean_up(group: int | None, uid: int | None, tmp: Path) -> None:

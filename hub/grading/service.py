@@ -10,6 +10,7 @@ formgrader, is sent on the next pass.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import html
 import io
@@ -34,14 +35,14 @@ from nbgrader.coursedir import CourseDirectory
 from sqlalchemy import Float, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 from tornado import web
-from tornado.ioloop import IOLoop
 
 from ..courses.coursedir import CourseDirectories
 from ..courses.exchange import ExchangeStore, replace_folder
 from ..courses.service import NOT_ALLOWED, TokenIdentities, role_in
 from ..passback import GradeOutbox, run_outbox
-from ..service_environment import listen_address
+from ..service_environment import API_MAX_BODY_SIZE, listen_address
 from ..settings import load_settings
+from ..stopping import skip_exit_collection, stop_signal
 from ..store import Base, Store
 from .autograde import AutogradeError, autograde_submission, load_course_config
 from .queue import GradingQueue, Job, JobState
@@ -112,6 +113,51 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _init_worker() -> None:
+    _die_with_parent()
+    # The service stops its workers (stop_grading): a Ctrl-C that reaches the service's
+    # process group is the service's to handle, and SIGTERM from it cancels the grading.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    # The service waits for its workers to end (stop_grading).
+    atexit.register(skip_exit_collection)
+
+
+def _stop_worker(signum, frame) -> None:
+    """SIGTERM from the stopping service: cancel the execution under way (its sandbox then
+    removes what it started) and start no other. The pool's shutdown then ends the process,
+    and the sandbox's exit hook removes a container waiting for the next submission."""
+    _WORKER["stopping"] = True
+    loop = _WORKER.get("loop")
+    if loop is not None and loop.is_running():
+        loop.call_soon_threadsafe(_cancel_execution)
+
+
+def _cancel_execution() -> None:
+    execution = _WORKER.get("execution")
+    if execution is not None:
+        execution.cancel()
+
+
+class _StoppableSandbox:
+    """The worker's sandbox, whose executions the service's stop cancels (_stop_worker)."""
+
+    def __init__(self, sandbox):
+        self._sandbox = sandbox
+
+    def __getattr__(self, name: str):
+        return getattr(self._sandbox, name)
+
+    async def execute(self, notebook_json: dict, files: Path | None):
+        if _WORKER.get("stopping"):
+            raise asyncio.CancelledError
+        _WORKER["execution"] = asyncio.current_task()
+        try:
+            return await self._sandbox.execute(notebook_json, files)
+        finally:
+            _WORKER["execution"] = None
+
+
 # One event loop and one sandbox per worker process, kept between submissions: a sandbox may
 # prepare the next submission's container while this one is graded.
 _WORKER: dict = {}
@@ -133,8 +179,13 @@ def grade_in_worker_process(
     two gradings must never share a process: each runs in a process of the pool.
     """
     loop, sandbox = _worker_state(spec)
+    if _WORKER.get("stopping"):
+        raise asyncio.CancelledError
+    # Cancelled by the service stopping: nbgrader's thread gets CancelledError from the
+    # execution and unwinds, and that is raised here (the job is taken again at the next
+    # start, GradingQueue.recover).
     result = loop.run_until_complete(
-        autograde_submission(Path(course_root), assignment, student, sandbox)
+        autograde_submission(Path(course_root), assignment, student, _StoppableSandbox(sandbox))
     )
     return {
         "score": result.score,
@@ -163,7 +214,7 @@ def new_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_die_with_parent,
+        initializer=_init_worker,
     )
 
 
@@ -613,20 +664,64 @@ def service_from_environment(environ=os.environ) -> tuple[GradingService, str, i
     return (service, *listen_address(environ))
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
-    )
+# How long the worker processes get to cancel their gradings and end, before they are killed.
+WORKER_STOP_S = 3.0
+
+
+async def stop_grading(service: GradingService, stop: asyncio.Event, work: asyncio.Task) -> None:
+    """Take no more jobs, cancel the gradings under way and end the worker processes.
+
+    A cancelled grading's sandbox removes what it started (its container, or its processes
+    and folder); its job stays leased to this service and is taken again at the next start
+    (GradingQueue.recover). The pool is shut down, not left to the interpreter's exit, so no
+    worker outlives the service and no semaphore of the pool is left behind.
+    """
+    stop.set()
+    service._wake.set()
+    processes = list(getattr(service.pool, "_processes", {}).values())
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)  # _stop_worker
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    shutdown = asyncio.to_thread(service.pool.shutdown, wait=True, cancel_futures=True)
+    try:
+        await asyncio.wait_for(shutdown, WORKER_STOP_S)
+    except TimeoutError:
+        log.warning("grading workers did not stop within %g s; killing them", WORKER_STOP_S)
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+
+
+def _report_failure(work: asyncio.Task) -> None:
+    if not work.cancelled() and work.exception() is not None:
+        log.error("the grading service stopped grading", exc_info=work.exception())
+
+
+async def serve() -> None:
+    """Grade and serve until the hub stops the service (SIGINT, or SIGTERM)."""
     service, host, port, prefix = service_from_environment()
-    make_app(service, prefix).listen(port, address=host)
+    server = make_app(service, prefix).listen(port, address=host, max_body_size=API_MAX_BODY_SIZE)
     log.info(
         "Grading service on %s:%d with %d workers, %s sandbox",
         host, port, service.workers, service.sandbox.kind,
     )  # fmt: skip
-    loop = IOLoop.current()
     stop = asyncio.Event()
-    loop.add_callback(lambda: asyncio.ensure_future(service.run(stop)))
-    loop.start()
+    work = asyncio.create_task(service.run(stop))
+    work.add_done_callback(_report_failure)
+    await stop_signal(SERVICE_NAME, log)
+    server.stop()
+    await stop_grading(service, stop, work)
+    await server.close_all_connections()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
+    )
+    asyncio.run(serve())
+    skip_exit_collection()
 
 
 if __name__ == "__main__":

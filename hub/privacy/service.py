@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -23,8 +24,9 @@ from tornado.ioloop import IOLoop
 from traitlets import Float, Unicode, default
 from traitlets.config import Application
 
-from ..service_environment import service_environment
+from ..service_environment import API_MAX_BODY_SIZE, service_environment
 from ..settings import Settings, load_settings
+from ..stopping import skip_exit_collection, stop_signal
 from ..store import STAFF_ROLES, Store
 from .config import configured
 from .erasure import (
@@ -42,6 +44,8 @@ from .retention import RetentionPolicy, check_retention, hub_db_kwargs, sweep
 
 RETENTION_SERVICE = "learnhub-retention"
 TOKEN_FILE = "retention-service-token"  # noqa: S105 (a file name, not a secret)
+# How long a stopping service waits for a sweep under way before it leaves the rest to the next.
+SWEEP_STOP_S = 3.0
 # Where a learner's server finds the service (the hub sets it in the server's environment).
 SERVICE_URL_ENV = "LEARNHUB_RETENTION_URL"
 # What every learner server's JUPYTERHUB_API_TOKEN needs to call the service for its user.
@@ -345,15 +349,26 @@ class RetentionService(Application):
 
     def start(self):
         logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
+        asyncio.run(self.serve())
+        skip_exit_collection()
+
+    async def serve(self):
+        """Sweep and serve until the hub stops the service (SIGINT, or SIGTERM)."""
         settings = load_settings()
         policy = RetentionPolicy.from_settings(settings.values)
         context = erasure_context(
             settings, os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
         )
         last_sweep: dict[str, Any] = {"enabled": policy.enabled, "last_sweep": None}
+        idle = threading.Event()
+        idle.set()
 
         def run_sweep():
-            report = sweep(context, policy)
+            idle.clear()
+            try:
+                report = sweep(context, policy)
+            finally:
+                idle.set()
             last_sweep.update(
                 last_sweep=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 seconds=round(report.seconds, 1),
@@ -364,14 +379,29 @@ class RetentionService(Application):
         from urllib.parse import urlsplit
 
         where = urlsplit(self.service_url)
-        server = HTTPServer(make_app(context, self.prefix, last_sweep), xheaders=True)
+        server = HTTPServer(
+            make_app(context, self.prefix, last_sweep),
+            xheaders=True,
+            max_body_size=API_MAX_BODY_SIZE,
+        )
         server.listen(where.port or 80, where.hostname)
-        loop = IOLoop.current()
+        sweeping = None
         if policy.enabled:
-            loop.spawn_callback(sweep_forever, run_sweep, policy.interval, self.first_delay)
+            sweeping = asyncio.create_task(
+                sweep_forever(run_sweep, policy.interval, self.first_delay)
+            )
         else:
             context.log.info("retention: privacy.retention.enabled is false; no sweeps")
-        loop.start()
+        await stop_signal(self.name, context.log)
+        server.stop()
+        if sweeping is not None:
+            sweeping.cancel()
+        await server.close_all_connections()
+        if not await asyncio.to_thread(idle.wait, SWEEP_STOP_S):
+            # Erasure is idempotent: the next sweep does what this one had left.
+            context.log.warning("retention: stopping in the middle of a sweep")
+            logging.shutdown()
+            os._exit(0)
 
 
 def main(argv=None):

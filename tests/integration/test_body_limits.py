@@ -132,3 +132,25 @@ def test_bulk_erasure_api_refuses_oversized_bodies(hub):
     )
     assert small.status_code == 200, small.text
     assert small.json()["missing"] == ["nobody-here"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/services/learnhub-grading/api/courses/course-big/regrade",
+        "/services/learnhub-retention/api/people/big-body",
+    ],
+    ids=["grading", "retention"],
+)
+def test_hub_services_refuse_a_body_their_api_never_takes(hub, path):
+    """The grading and retention services take small JSON: a megabyte is refused before any
+    handler reads it (tornado's own default lets 100 MB through)."""
+    admin = admin_headers(hub)
+    big = requests.post(f"{hub.url}{path}", data=b"x" * (1 << 20), headers=admin, timeout=30)
+    # Tornado answers 400 and closes before reading; the proxy may report that as 503.
+    assert big.status_code in (400, 503), (big.status_code, big.text[:500])
+    # And the service still answers.
+    alive = requests.get(f"{hub.url}{path.rpartition('/')[0]}/grading", headers=admin, timeout=30)
+    if "retention" in path:
+        alive = requests.get(f"{hub.url}/services/learnhub-retention/api/health", timeout=30)
+    assert alive.status_code < 500, (alive.status_code, alive.text[:300])

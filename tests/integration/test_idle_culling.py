@@ -53,8 +53,8 @@ def hub(lms, tmp_path_factory):
         "lti",
         "add-consumer",
         lms.consumer_key,
-        "--secret",
-        lms.consumer_secret,
+        # One argument: a generated secret may begin with "-".
+        f"--secret={lms.consumer_secret}",
         "--frame-origin",
         lms.url,
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +28,7 @@ from learnhub.grading.sandbox import (
     owner_label,
     parse_result,
     process_environment,
+    remove_abandoned_folders,
     request_archive,
     stale_containers,
     stopped_notebook,
@@ -237,3 +241,18 @@ def test_stale_containers_are_those_of_dead_processes_of_this_machine():
     alive = {200}.__contains__
     assert stale_containers(listing, "here", alive) == ["learnhub-grade-a"]
     assert owner_label("here", 42) == "here:42"
+
+
+def test_folders_of_killed_graders_are_removed_and_no_others(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    abandoned = tmp_path / f"learnhub-grade-{gone.pid}-abc"
+    mine = tmp_path / f"learnhub-grade-{os.getpid()}-def"
+    unnamed = tmp_path / "learnhub-grade-xyz"  # not named after its process: not judged
+    for folder in (abandoned, mine, unnamed):
+        (folder / "work").mkdir(parents=True)
+        (folder / "work" / "answer.txt").write_text("42")
+
+    assert remove_abandoned_folders(tmp_path) == [abandoned]
+    assert not abandoned.exists()
+    assert mine.is_dir() and unnamed.is_dir()
