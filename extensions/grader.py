@@ -143,5 +143,5 @@ def grader_handlers(base_url: str) -> list[tuple[str, type]]:
         (
             url_path_join(base_url, r"/formgrader/api/submission/([^/]+)/([^/]+)/autograde"),
             SandboxedAutogradeHandler,
-        )
+        ),
     ]

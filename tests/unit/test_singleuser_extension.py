@@ -387,6 +387,148 @@ def test_labextension_in_node(tmp_path, href, token, replaced_url, download):
     assert "./index" in result["missing"]
 
 
+# JupyterLab's Router (packages/application/src/router.ts) as far as the extension relies on
+# it: a hard navigation pushes the URL and reloads the page; reload() reloads it.
+ROUTER_HARNESS = r"""
+const [entry, configJson, href, actionsJson] = process.argv.slice(2);
+const calls = [];
+globalThis.document = {
+  getElementById: id => (id === 'jupyter-config-data' ? { textContent: configJson } : null),
+};
+const location = new URL(href);
+location.replace = url => calls.push(['replace', url]);
+globalThis.window = {
+  location,
+  history: {
+    state: null,
+    replaceState: () => {},
+    pushState: (state, title, url) => {
+      calls.push(['push', url]);
+      location.href = new URL(url, location.href).href;
+    },
+  },
+  localStorage: { setItem: () => {}, removeItem: () => {} },
+  sessionStorage: { setItem: () => {}, removeItem: () => {} },
+};
+class Router {
+  constructor(base) { this.base = base; }
+  navigate(path, options = {}) {
+    const url = path.indexOf(this.base) === 0 ? path : this.base + path.replace(/^\//, '');
+    window.history.pushState({}, '', url);
+    if (options.hard) { this.reload(); } else { calls.push(['route']); }
+  }
+  reload() { calls.push(['reload']); }
+}
+class OlderRouter {
+  navigate() { calls.push(['older']); }
+  reload() { calls.push(['older']); }
+}
+const olderNavigate = OlderRouter.prototype.navigate;
+require(entry);
+(async () => {
+  const container = window._JUPYTERLAB['@learnhub/lab'];
+  // Two versions shared: JupyterLab's singletons are the newest.
+  await container.init({
+    '@jupyterlab/application': {
+      '4.6.10': { get: () => Promise.resolve(() => ({ Router })) },
+      '4.6.9': { get: () => Promise.resolve(() => ({ Router: OlderRouter })) },
+    },
+  });
+  await container.get('./extension');
+  const router = new Router('/user/learner/');
+  for (const [method, ...args] of JSON.parse(actionsJson)) {
+    router[method](...args);
+  }
+  console.log(JSON.stringify({
+    calls,
+    olderUntouched: OlderRouter.prototype.navigate === olderNavigate,
+  }));
+})().catch(e => { console.error(e); process.exit(1); });
+"""
+
+ORIGIN = "http://127.0.0.1:8888"
+TOKEN_SESSION = {"token": "T1", "appendToken": "true", "baseUrl": "/user/learner/"}
+# jupyterhub-singleuser puts a direct login's cookie token in page config too.
+COOKIE_SESSION = {"token": "C1", "baseUrl": "/user/learner/"}
+AUTO = "/user/learner/lab/workspaces/auto-b"
+
+
+@pytest.mark.parametrize(
+    ("config", "actions", "calls"),
+    [
+        # The window resolver, when another tab holds the workspace: the token goes along.
+        (
+            TOKEN_SESSION,
+            [["navigate", AUTO + "?reset=1", {"hard": True}]],
+            [["replace", f"{ORIGIN}{AUTO}?reset=1&token=T1"]],
+        ),
+        (
+            TOKEN_SESSION,
+            [["navigate", "lab/workspaces/w-1/tree/a%20b.ipynb", {"hard": True}]],
+            [["replace", f"{ORIGIN}/user/learner/lab/workspaces/w-1/tree/a%20b.ipynb?token=T1"]],
+        ),
+        # Reset Application State: the same page again, with the token.
+        (TOKEN_SESSION, [["reload"]], [["replace", f"{ORIGIN}/user/learner/lab?x=1&token=T1"]]),
+        # Inside the page: no load, no token in the address.
+        (
+            TOKEN_SESSION,
+            [["navigate", "/user/learner/lab/tree/a.ipynb", {}]],
+            [["push", "/user/learner/lab/tree/a.ipynb"], ["route"]],
+        ),
+        # Not a page of JupyterLab: as JupyterLab does it, without the token.
+        (
+            TOKEN_SESSION,
+            [["navigate", "/logout", {"hard": True}]],
+            [["push", "/user/learner/logout"], ["reload"]],
+        ),
+        (
+            TOKEN_SESSION,
+            [["navigate", "/user/learner/lab/api/workspaces", {"hard": True}]],
+            [["push", "/user/learner/lab/api/workspaces"], ["reload"]],
+        ),
+        # A session with a cookie needs nothing: JupyterLab's own behaviour.
+        (
+            COOKIE_SESSION,
+            [["navigate", AUTO + "?reset=1", {"hard": True}], ["reload"]],
+            [["push", AUTO + "?reset=1"], ["reload"], ["reload"]],
+        ),
+    ],
+    ids=[
+        "resolver-redirect",
+        "relative-workspace-tree",
+        "reload",
+        "soft-navigation",
+        "logout",
+        "not-a-lab-page",
+        "cookie-session",
+    ],
+)
+def test_labextension_keeps_token_on_page_loads(tmp_path, config, actions, calls):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    harness = tmp_path / "router.js"
+    harness.write_text(ROUTER_HARNESS)
+    out = subprocess.run(
+        [
+            node,
+            str(harness),
+            str(LAB_EXTENSION / REMOTE_ENTRY),
+            json.dumps(config),
+            f"{ORIGIN}/user/learner/lab?x=1",
+            json.dumps(actions),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    assert result["calls"] == calls
+    # The newest shared version is the one changed, not the older one.
+    assert result["olderUntouched"] is True
+
+
 # --- HubOAuth: a ?token= stays out of the cookie, OAuth logins still get theirs ------------
 
 

@@ -5,8 +5,9 @@
  * Hand-written in the shape of a webpack module-federation remote entry, the interface
  * through which JupyterLab loads prebuilt extensions: its bootstrap.js adds this script,
  * calls window._JUPYTERLAB['@learnhub/lab'].init(shareScope), and its index.js later calls
- * get('./extension') and registers the plugins of the module's default export. Nothing
- * is imported from the shared scope, so no build step is needed. Plain ES2019.
+ * get('./extension') and registers the plugins of the module's default export. The one
+ * module taken from the shared scope, @jupyterlab/application (for its Router), is looked
+ * up there at run time, so no build step is needed. Plain ES2019.
  */
 (function () {
   'use strict';
@@ -188,9 +189,97 @@
     });
   }
 
+  /** Whether `pathname` is a page of JupyterLab under `base` (jupyterlab_server's route). */
+  function isLabPage(pathname, base) {
+    if (pathname.indexOf(base) !== 0) {
+      return false;
+    }
+    return /^(lab|doc)(\/workspaces\/[a-zA-Z0-9_-]+)?(\/tree\/.*)?\/?$/.test(
+      pathname.slice(base.length)
+    );
+  }
+
+  /**
+   * The token of a session that its token authenticated (an LMS launch), or "". The server
+   * sets appendToken only for those (extensions/cookieless.py); jupyterhub-singleuser puts
+   * a direct login's cookie token in page config too, and that session needs no help.
+   */
+  function launchToken() {
+    var config = pageConfig();
+    return String(config.appendToken).toLowerCase() === 'true' ? config.token || '' : '';
+  }
+
+  /**
+   * JupyterLab loads its page again through its router: navigate(url, {hard: true}) when
+   * the window resolver finds this tab's workspace held by another tab (the resolver sends
+   * it to lab/workspaces/auto-N?reset: @jupyterlab/apputils-extension:resolver) or when a
+   * workspace is opened, and reload() when the application state is reset. Those are new
+   * requests of the page, and a token session has no cookie to authenticate them: they must
+   * carry the token, or the server sends them to the hub's sign-in page. The page they load
+   * takes it out of the address bar again, as after the launch. They replace the current
+   * history entry instead of pushing one: an entry without the token cannot be loaded
+   * again (Back would end on the sign-in page), and one still holding it (a page that
+   * navigates before this plugin removed the token) must not stay in history.
+   *
+   * The Router class is changed, not its instance: get('./extension') does this before
+   * any plugin is activated, so the resolver cannot navigate first. Navigations inside the
+   * page, pages other than JupyterLab's (log out), and sessions with a cookie are left as
+   * they are.
+   */
+  function keepTokenOnPageLoads(Router) {
+    var proto = Router && Router.prototype;
+    if (!proto || typeof proto.navigate !== 'function' || typeof proto.reload !== 'function') {
+      console.warn(NAME + ": JupyterLab's Router was not found: its page loads lose the token");
+      return;
+    }
+    if (proto.navigate.learnhubKeepsToken) {
+      return;
+    }
+    var navigate = proto.navigate;
+    var reload = proto.reload;
+
+    /** The session's token if `url` is a page of JupyterLab under `router`, else "". */
+    function tokenFor(router, url) {
+      var token = launchToken();
+      if (!token || typeof router.base !== 'string' || url.origin !== window.location.origin) {
+        return '';
+      }
+      return isLabPage(url.pathname, router.base) ? token : '';
+    }
+
+    proto.reload = function () {
+      // navigate() to another page (log out) pushes that URL, then reloads: left as it is.
+      var url = new URL(window.location.href);
+      var token = tokenFor(this, url);
+      if (!token) {
+        return reload.call(this);
+      }
+      window.location.replace(withToken(url.href, token));
+    };
+    proto.navigate = function (path, options) {
+      if (!(options && options.hard) || typeof this.base !== 'string') {
+        return navigate.call(this, path, options);
+      }
+      // As Router.navigate: a path not under the base is relative to it.
+      var target = String(path || '');
+      if (target.indexOf(this.base) !== 0) {
+        target = this.base + target.replace(/^\//, '');
+      }
+      var url = new URL(target, window.location.href);
+      var token = tokenFor(this, url);
+      if (!token) {
+        return navigate.call(this, path, options);
+      }
+      window.location.replace(withToken(url.href, token));
+    };
+    proto.navigate.learnhubKeepsToken = true;
+  }
+
   var plugin = {
     id: NAME + ':cookieless-session',
-    description: 'Removes the token from the address bar and adds it to download and logo URLs.',
+    description:
+      'Removes the token from the address bar and adds it to download and logo URLs (and, ' +
+      "through the router, to JupyterLab's loads of its own page).",
     autoStart: true,
     activate: function (app) {
       removeTokenFromAddressBar();
@@ -333,19 +422,64 @@
     }
   };
 
+  /** a < b as versions (4.6.10 after 4.6.9): the order webpack picks a singleton by. */
+  function compareVersions(a, b) {
+    var x = a.split(/[.+-]/);
+    var y = b.split(/[.+-]/);
+    for (var i = 0; i < Math.max(x.length, y.length); i++) {
+      var m = parseInt(x[i], 10) || 0;
+      var n = parseInt(y[i], 10) || 0;
+      if (m !== n) {
+        return m - n;
+      }
+    }
+    return 0;
+  }
+
+  var shareScope = null;
+
+  /**
+   * The module `name` as JupyterLab's own code has it: the shared scope (passed to init)
+   * maps each shared package to its versions, each with a get() that resolves to the
+   * module's factory. JupyterLab's packages are singletons there: the newest is the one.
+   * Null when it is not there, so this extension still loads without what needs it.
+   */
+  function sharedModule(name) {
+    var versions = shareScope && shareScope[name];
+    if (!versions || !Object.keys(versions).length) {
+      return Promise.resolve(null);
+    }
+    var newest = Object.keys(versions).sort(compareVersions).pop();
+    return Promise.resolve()
+      .then(function () {
+        return versions[newest].get();
+      })
+      .then(function (factory) {
+        return factory();
+      })
+      .catch(function (e) {
+        console.warn(NAME + ': ' + name + ' is not in the shared scope', e);
+        return null;
+      });
+  }
+
   window._JUPYTERLAB = window._JUPYTERLAB || {};
   window._JUPYTERLAB[NAME] = {
-    // Nothing to share or to take from the shared scope.
-    init: function () {
+    // Nothing to share; the scope is kept to take JupyterLab's modules from it.
+    init: function (scope) {
+      shareScope = scope || null;
       return Promise.resolve();
     },
     get: function (module) {
       if (module !== './extension') {
         return Promise.reject(new Error('Module "' + module + '" does not exist in ' + NAME));
       }
-      // __esModule makes JupyterLab read the plugins from `default`, as for a built module.
-      return Promise.resolve(function () {
-        return { __esModule: true, default: [plugin, privacyLink, myDataLink, formgraderLink] };
+      return sharedModule('@jupyterlab/application').then(function (application) {
+        keepTokenOnPageLoads(application && application.Router);
+        // __esModule makes JupyterLab read the plugins from `default`, as for a built module.
+        return function () {
+          return { __esModule: true, default: [plugin, privacyLink, myDataLink, formgraderLink] };
+        };
       });
     }
   };
