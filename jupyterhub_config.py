@@ -3,15 +3,18 @@
 import sys
 from pathlib import Path
 
-from learnhub.config import apply_config
-from learnhub.settings import SettingsError, load_settings
+from learnhub.config import apply_config, gather_facts
+from learnhub.settings import SettingsError, init_state, load_settings
 
 try:
-    apply_config(c, load_settings())  # noqa: F821 (JupyterHub provides c)
+    settings = load_settings()
+    # Starting the hub is the step that makes the state directory and its keys.
+    init_state(settings)
+    apply_config(c, settings, gather_facts(settings))  # noqa: F821 (JupyterHub provides c)
 except SettingsError as e:
     sys.exit(f"LearnHub cannot start, invalid settings: {e}")
 
-# Overrides for one machine, kept out of version control.
+# Overrides for one machine, kept out of version control, read as JupyterHub reads its own.
 _local = Path(__file__).with_name("jupyterhub_config.local.py")
 if _local.exists():
-    exec(compile(_local.read_text(), str(_local), "exec"))  # noqa: S102
+    load_subconfig(str(_local))  # noqa: F821 (JupyterHub provides load_subconfig)

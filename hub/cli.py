@@ -17,7 +17,7 @@ from .privacy import analytics, breach, report, retention
 from .privacy.policy import policy_findings
 from .privacy.tls import tls_findings
 from .run_processes import RunProcesses
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, init_state, load_settings
 from .spawners import learner_server_findings
 from .stopping import skip_exit_collection
 from .store import Store
@@ -54,8 +54,9 @@ def hub_config_file() -> Path:
 def cmd_add_consumer(settings: Settings, args) -> int:
     secret = args.secret or secrets.token_urlsafe(32)
     frame_origin = _origin(args.frame_origin) if args.frame_origin else None
+    store = _store(settings)
     try:
-        _store(settings).add_consumer(args.key, secret, frame_origin)
+        store.add_consumer(args.key, secret, frame_origin)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -170,7 +171,11 @@ def doctor_findings(settings: Settings) -> list[tuple[str, str]]:
     findings.extend(learner_server_findings(settings))
     findings.extend(tls_findings(settings.values))
     findings.extend(policy_findings(settings.values))
-    store = _store(settings)
+    try:
+        store = _store(settings)
+    except SettingsError as e:
+        findings.append(("error", str(e)))
+        return findings
     count = len(store.list_consumers()) + len(store.list_platforms())
     level = "ok" if count else "warning"
     findings.append((level, f"LTI registrations: {count} (add with `learnhub lti ...`)"))
@@ -204,7 +209,16 @@ def ensure_demo_registrations(settings: Settings, lms_url: str) -> str:
     return consumer.secret
 
 
+def cmd_init(settings: Settings, args) -> int:
+    made = init_state(settings)
+    for path in made:
+        print(f"made {path}")
+    print(f"LearnHub state directory: {settings.state_dir}" + ("" if made else " (kept as it is)"))
+    return 0
+
+
 def cmd_run(settings: Settings, args) -> int:
+    init_state(settings)
     # The hub reads the same settings and state directory, whatever its working directory.
     env = {**os.environ, "LEARNHUB_STATE_DIR": str(settings.state_dir)}
     if settings.source:
@@ -272,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the hub (and the demo LMS with --demo)")
     run.add_argument("--demo", action="store_true", help="also start a demo LMS with a demo course")
     run.set_defaults(func=cmd_run)
+
+    init = commands.add_parser(
+        "init",
+        help="make the state directory and its keys (kept when they exist); run does it too",
+    )
+    init.set_defaults(func=cmd_init)
 
     doctor = commands.add_parser("doctor", help="check the installation and say what would run")
     doctor.set_defaults(func=cmd_doctor)
@@ -350,7 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         print(f"error: invalid settings: {e}", file=sys.stderr)
         return 2
-    return args.func(settings, args)
+    try:
+        return args.func(settings, args)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,15 +1,25 @@
-"""Turn validated settings into JupyterHub configuration: one update_<area> per area."""
+"""Turn validated settings into JupyterHub configuration: one update_<area> per area.
+
+Two steps, as jupyterhub_config.py runs them: gather_facts asks the world what the
+configuration depends on (the LMS origins registered in the database, whether a Docker
+engine runs, the learners' network), then apply_config only sets values from the settings
+and those facts: it opens no database, asks no engine and writes no file.
+"""
 
 from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from traitlets.log import get_logger
 
+from .addresses import connect_address
 from .courses.config import update_courses, update_grading
+from .privacy.analytics import Analytics
 from .privacy.config import update_privacy, update_tls
+from .privacy.service import service_token
 from .request_body import MAX_BODY_SETTINGS_KEY
 from .services import update_services
 from .settings import Settings
@@ -93,12 +103,9 @@ def update_security(c, settings: Settings, origins: list[str]) -> None:
     }
 
 
-def update_spawner(
-    c, settings: Settings, origins: list[str], backend: SpawnerBackend | None = None
-) -> None:
-    """Learner servers: `backend` is what resolve_backend chose (asked here when not given)."""
+def update_spawner(c, settings: Settings, origins: list[str], backend: SpawnerBackend) -> None:
+    """Learner servers: `backend` is what resolve_backend chose (Facts.backend)."""
     spawner = settings["spawner"]
-    backend = backend or resolve_backend(settings)
     c.JupyterHub.spawner_class = f"learnhub-{backend.name}"
     c.Spawner.args = [f"--ServerApp.jpserver_extensions={SINGLEUSER_EXTENSION}=True"]
     c.Spawner.default_url = "/lab"
@@ -134,26 +141,57 @@ def update_network(c, settings: Settings, network: LearnerNetwork) -> None:
     c.DockerLearnerSpawner.use_internal_ip = network.internal
 
 
-def apply_config(c, settings: Settings) -> None:
-    """Set every JupyterHub option LearnHub needs from the operator's settings."""
-    origins = sorted(
-        set(Store(settings.database_url, settings.crypt_key).frame_origins())
-        | set(settings["lti"]["frame_origins"])
+@dataclass(frozen=True)
+class Facts:
+    """What the configuration depends on besides the settings, gathered by gather_facts."""
+
+    # Origins of the LMS pages that may frame LearnHub: the registered consumers' and
+    # platforms' (from the database) and lti.frame_origins.
+    frame_origins: tuple[str, ...]
+    backend: SpawnerBackend
+    # The learners' Docker network, when learner servers run in containers.
+    network: LearnerNetwork | None
+    # The retention service's hub API token (a file of the state directory).
+    retention_token: str
+
+
+def gather_facts(settings: Settings, log=None) -> Facts:
+    """Ask the database, the Docker engine and the state directory what apply_config needs.
+
+    Also what must be in place before the hub starts: the learners' network when containers
+    will use it (idempotent), and the analytics tables rolled over to today.
+    """
+    origins = set(Store(settings.database_url, settings.crypt_key).frame_origins())
+    if settings["privacy"]["analytics"]:
+        # Now rather than at the first request: the tables exist once the hub answers, and
+        # learner hashes of days gone by (a hub stopped over midnight) are counted.
+        Analytics(settings.database_url, settings.crypt_key).roll_over()
+    backend = resolve_backend(settings, log=log or get_logger())
+    return Facts(
+        frame_origins=tuple(sorted(origins | set(settings["lti"]["frame_origins"]))),
+        backend=backend,
+        network=learner_network(settings) if backend.isolated else None,
+        retention_token=service_token(settings.state_dir),
     )
+
+
+def apply_config(c, settings: Settings, facts: Facts) -> None:
+    """Set every JupyterHub option LearnHub needs from the operator's settings and the facts
+    gathered about this machine; nothing else is read or written."""
+    origins = list(facts.frame_origins)
     update_hub(c, settings)
     update_proxy(c, settings)
     update_auth(c, settings)
     update_security(c, settings, origins)
-    backend = resolve_backend(settings, log=get_logger())
-    update_spawner(c, settings, origins, backend)
+    update_spawner(c, settings, origins, facts.backend)
     connect_ip = settings["hub"]["api_ip"]
-    if backend.isolated:
-        network = learner_network(settings)
-        update_network(c, settings, network)
-        connect_ip = network.gateway
-    update_services(c, settings)
-    connect_ip = "127.0.0.1" if connect_ip in ("", "0.0.0.0") else connect_ip  # noqa: S104
-    update_courses(c, settings, connect_ip=connect_ip, containers=backend.isolated)
-    update_grading(c, settings, connect_ip=connect_ip, containers=backend.isolated)
+    if facts.network is not None:
+        update_network(c, settings, facts.network)
+        connect_ip = facts.network.gateway
+    update_services(c, settings, facts.retention_token)
+    connect_ip = connect_address(connect_ip)
+    containers = facts.backend.isolated
+    update_courses(c, settings, connect_ip=connect_ip, containers=containers)
+    update_grading(c, settings, connect_ip=connect_ip, containers=containers)
     update_privacy(c, settings)
     update_tls(c, settings)

@@ -87,10 +87,10 @@ def _with_entry(entries: list[dict], entry: dict) -> list[dict]:
     return [e for e in entries if e.get("name") != entry["name"]] + [entry]
 
 
-def update_services(c, settings: Settings) -> None:
+def update_services(c, settings: Settings, retention_token: str) -> None:
     """The hub services of this module: the retention service, and the idle culler."""
     # The retention service (expiry, a person's data on request) runs whatever the culler.
-    update_retention_service(c, settings)
+    update_retention_service(c, settings, retention_token)
     update_culler(c, settings)
 
 

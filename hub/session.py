@@ -10,7 +10,7 @@ from jupyterhub.utils import url_path_join
 
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE, tracking_refused
 
-from .courses.hub import COURSES_SETTINGS_KEY
+from .courses.hub import course_access
 from .errors import LaunchError
 from .identity import Identity, parse_group_name
 from .pages import CookielessPage
@@ -123,7 +123,7 @@ class LaunchHandler(LimitedBody, CookielessPage):
             name=identity.name,
             email=identity.email,
         )
-        courses = self.settings.get(COURSES_SETTINGS_KEY)
+        courses = course_access(self.settings)
         if courses is not None:
             courses.grant_staff_access(self.db, course.id)
             courses.notify(course.id, username)
@@ -153,8 +153,8 @@ class LaunchHandler(LimitedBody, CookielessPage):
         # The launch's DNT or GPC decides for the whole session: nothing is counted now,
         # and the token tells the learner's server (see session_scopes).
         do_not_track = tracking_refused(self.request.headers)
-        analytics = self.settings.get(stats.SETTINGS_KEY)
-        if analytics is not None and not do_not_track:
+        if self.settings.get(stats.SETTINGS_KEY) and not do_not_track:
+            analytics = stats.hub_analytics(self.authenticator)
             stats.record_safely(
                 "launch", lambda: analytics.record_launch(identity.lti_version, user.name)
             )

@@ -6,7 +6,9 @@ import copy
 import difflib
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -625,13 +627,25 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings plus the resolved state directory and secrets."""
+    """Validated settings plus the resolved state directory and secrets.
+
+    Reading settings writes nothing: the secrets come from the environment or from files of
+    the state directory that init_state made (the step `learnhub init` and `learnhub run`
+    take, and the hub's start), read when first asked for.
+    """
 
     values: dict[str, Any]
     state_dir: Path
-    crypt_key: bytes
-    pseudonym_key: bytes
     source: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def crypt_key(self) -> bytes:
+        return _secret(self.state_dir, "crypt_key", self.environ)
+
+    @cached_property
+    def pseudonym_key(self) -> bytes:
+        return _secret(self.state_dir, "pseudonym_key", self.environ)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -707,29 +721,58 @@ def validate(data: Any) -> dict[str, Any]:
     return _fill_defaults(SCHEMA, data)
 
 
-def _secret(state_dir: Path, name: str, environ: dict[str, str]) -> bytes:
-    """A 32-byte secret from the environment (hex) or from a 0600 file made on first use."""
+def _secret_from_environment(name: str, environ: Mapping[str, str]) -> bytes | None:
     env_name = SECRET_ENV[name]
-    if environ.get(env_name):
-        try:
-            value = bytes.fromhex(environ[env_name].strip())
-        except ValueError:
-            raise SettingsError(
-                f"{env_name} must be hex, e.g. the output of `openssl rand -hex 32`"
-            ) from None
-        if len(value) < 32:
-            raise SettingsError(f"{env_name} must hold at least 32 bytes (64 hex digits)")
+    if not environ.get(env_name):
+        return None
+    try:
+        value = bytes.fromhex(environ[env_name].strip())
+    except ValueError:
+        raise SettingsError(
+            f"{env_name} must be hex, e.g. the output of `openssl rand -hex 32`"
+        ) from None
+    if len(value) < 32:
+        raise SettingsError(f"{env_name} must hold at least 32 bytes (64 hex digits)")
+    return value
+
+
+def _secret(state_dir: Path, name: str, environ: Mapping[str, str]) -> bytes:
+    """A 32-byte secret from the environment (hex) or from the state directory's file."""
+    value = _secret_from_environment(name, environ)
+    if value is not None:
         return value
     path = state_dir / f"{name}.hex"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        raise SettingsError(
+            f"{path} does not exist and {SECRET_ENV[name]} is not set: this is not a LearnHub "
+            "state directory yet. Run `learnhub init` to make one here (`learnhub run` does), "
+            "or point LEARNHUB_STATE_DIR at the existing one"
+        ) from None
+
+
+def init_state(settings: Settings) -> list[Path]:
+    """Make the state directory (0700) and the secrets the environment does not give (0600
+    files); what exists is kept. The files made."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    made = []
+    for name in SECRET_ENV:
+        if _secret_from_environment(name, settings.environ) is not None:
+            continue
+        path = settings.state_dir / f"{name}.hex"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+        made.append(path)
+    return made
 
 
 def load_settings(path: str | os.PathLike | None = None, environ=None) -> Settings:
-    """Read, validate and resolve the settings; create the state directory and secrets."""
+    """Read, validate and resolve the settings; nothing is written (see init_state)."""
     environ = os.environ if environ is None else environ
     if path is None:
         path = environ.get("LEARNHUB_CONFIG")
@@ -752,11 +795,9 @@ def load_settings(path: str | os.PathLike | None = None, environ=None) -> Settin
         raise SettingsError(f"{where}{e}") from None
 
     state_dir = Path(environ.get("LEARNHUB_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Settings(
-        values=values,
-        state_dir=state_dir,
-        crypt_key=_secret(state_dir, "crypt_key", environ),
-        pseudonym_key=_secret(state_dir, "pseudonym_key", environ),
-        source=source,
-    )
+    # Only the variables of the secrets, so that Settings can be kept and passed along;
+    # checked now, so that a bad one stops whatever starts.
+    secret_environ = {name: environ[name] for name in SECRET_ENV.values() if name in environ}
+    for name in SECRET_ENV:
+        _secret_from_environment(name, secret_environ)
+    return Settings(values=values, state_dir=state_dir, source=source, environ=secret_environ)

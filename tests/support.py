@@ -65,6 +65,13 @@ class Hub:
     log_path: Path
     proc: subprocess.Popen | None = None
 
+    def __post_init__(self):
+        # What an operator's `learnhub init` makes: the state directory and its keys.
+        from learnhub.settings import init_state, load_settings
+
+        if self.config_file.exists():
+            init_state(load_settings(self.config_file, environ=self.env()))
+
     @property
     def db_path(self) -> Path:
         return self.state_dir / "learnhub.sqlite"

@@ -9,7 +9,7 @@ from typing import Any
 from ..service_environment import service_environment
 from ..services import _current, _with_entry
 from ..settings import Settings
-from .hub import COURSES_SETTINGS_KEY, CourseAccess
+from .hub import COURSES_SETTINGS_KEY
 from .service import ACCESS_SCOPE, SERVICE_NAME
 
 # The uid of the learner image's user, who owns a course directory its grader server writes.
@@ -49,9 +49,12 @@ def update_courses(c, settings: Settings, *, connect_ip: str, containers: bool) 
 
     prefix = f"/services/{SERVICE_NAME}/"
     tornado = _current(c.JupyterHub, "tornado_settings", {})
-    tornado[COURSES_SETTINGS_KEY] = CourseAccess(
-        service_url=service["url"], service_prefix=prefix, service_token=token
-    )
+    # Plain values: handlers make their CourseAccess of them (courses.hub).
+    tornado[COURSES_SETTINGS_KEY] = {
+        "service_url": service["url"],
+        "service_prefix": prefix,
+        "service_token": token,
+    }
     c.JupyterHub.tornado_settings = tornado
 
     # A server token holds only scopes its owner holds: every user may call the service

@@ -90,6 +90,13 @@ class CourseAccess:
         IOLoop.current().spawn_callback(send)
 
 
+def course_access(tornado_settings) -> CourseAccess | None:
+    """The hub's CourseAccess, from the plain values update_courses put in tornado_settings
+    (None when the course service is not configured)."""
+    values = tornado_settings.get(COURSES_SETTINGS_KEY)
+    return CourseAccess(**values) if values is not None else None
+
+
 # Where a grader server takes that token (extensions/grader.py).
 GRADER_SESSION_PATH = "learnhub/session"
 
@@ -121,7 +128,7 @@ class FormgraderHandler(LimitedBody, CookielessPage):
 
     @property
     def courses(self) -> CourseAccess:
-        return self.settings[COURSES_SETTINGS_KEY]
+        return course_access(self.settings)
 
     async def get(self, course_id=None):
         user = self.current_user

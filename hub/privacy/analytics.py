@@ -99,14 +99,8 @@ class Analytics:
         self._clock = clock
         self._rolled_over_before: str | None = None
 
-    def __deepcopy__(self, memo):
-        # traitlets deep-copies configured values (tornado_settings, pre_spawn_hook): every
-        # copy must stay this one handle on the database, with its one connection pool.
-        return self
-
     @cached_property
     def engine(self):
-        # Made on first use: the hub's configuration builds this object before it runs.
         engine = create_engine(self.database_url, future=True, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -255,36 +249,60 @@ def is_page_view(handler) -> bool:
     )
 
 
-class PageViewCounter:
-    """A tornado log_function: runs the one it wraps, then counts hub page views by route."""
+_HUB_ANALYTICS: dict[tuple[str, bytes], Analytics] = {}
 
-    def __init__(self, analytics: Analytics, log_function: Callable):
-        self.analytics = analytics
-        self.log_function = log_function
+
+def hub_analytics(authenticator) -> Analytics:
+    """The hub process's Analytics, on its authenticator's database and key: one handle, and
+    one connection pool, for every handler and spawner of the process (made on first use)."""
+    key = (authenticator.database_url, authenticator.crypt_key)
+    if key not in _HUB_ANALYTICS:
+        _HUB_ANALYTICS[key] = Analytics(*key)
+    return _HUB_ANALYTICS[key]
+
+
+@dataclass(frozen=True)
+class PageViewCounter:
+    """A tornado log_function: runs the one it wraps, then counts hub page views by route.
+
+    It holds no database handle: the hub's Analytics is found through the handler's
+    authenticator (hub_analytics), unless one is given (tests).
+    """
+
+    log_function: Callable
+    analytics: Analytics | None = None
 
     def __call__(self, handler) -> None:
         self.log_function(handler)
+        analytics = self.analytics
+        if analytics is None:
+            authenticator = handler.settings.get("authenticator")
+            if authenticator is None:
+                return
+            analytics = hub_analytics(authenticator)
         # Every request to the hub comes here (the proxy's and the culler's too), so the
         # past day's learner hashes are deleted within minutes of midnight UTC.
-        record_safely("roll-over", self.analytics.roll_over_if_due)
+        record_safely("roll-over", analytics.roll_over_if_due)
         if is_page_view(handler) and not request_refuses_tracking(handler.request):
             route = route_of(handler)
-            record_safely("page view", lambda: self.analytics.record_page_view(route))
+            record_safely("page view", lambda: analytics.record_page_view(route))
 
 
+@dataclass(frozen=True)
 class ServerStartCounter:
-    """A Spawner.pre_spawn_hook: counts a learner server start, unless its request said DNT."""
+    """A Spawner.pre_spawn_hook: counts a learner server start, unless its request said DNT.
+    The hub's Analytics is found through the spawner's authenticator, unless one is given."""
 
-    def __init__(self, analytics: Analytics, previous: Callable | None = None):
-        self.analytics = analytics
-        self.previous = previous
+    previous: Callable | None = None
+    analytics: Analytics | None = None
 
     def __call__(self, spawner):
         result = self.previous(spawner) if self.previous else None
         # The handler that asked for the start: a launch, the home page, the REST API.
         handler = getattr(spawner, "handler", None)
         if handler is None or not request_refuses_tracking(handler.request):
-            record_safely("server start", self.analytics.record_server_start)
+            analytics = self.analytics or hub_analytics(spawner.authenticator)
+            record_safely("server start", analytics.record_server_start)
         return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ from learnhub_singleuser.tracking import (
     TrackingStatus,
 )
 
+from ..addresses import connect_address
 from ..settings import Settings, SettingsError
 from . import analytics as stats
 from . import handlers
-from .policy import DNT_POLICY_PATH, PrivacyPages, facts_from_settings
+from .policy import DNT_POLICY_PATH, facts_from_settings
 from .tls import HSTS, HSTS_ENV, HSTS_VALUE, check_tls, serves_https
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -42,9 +44,7 @@ def hub_url_for_proxy(c) -> str:
     hub = c.JupyterHub
     if hub.get("hub_connect_url"):
         return hub.get("hub_connect_url").rstrip("/")
-    ip = hub.get("hub_connect_ip") or hub.get("hub_ip") or "127.0.0.1"
-    if ip in {"0.0.0.0", "::"}:  # noqa: S104 (a comparison, nothing listens here)
-        ip = "127.0.0.1"
+    ip = connect_address(hub.get("hub_connect_ip") or hub.get("hub_ip"))
     return f"http://{ip}:{hub.get('hub_port', 8081)}"
 
 
@@ -62,9 +62,12 @@ def update_privacy(c, settings: Settings) -> None:
             "of a Jinja template, or remove the key for LearnHub's default policy"
         )
     tornado: dict[str, Any] = configured(c.JupyterHub, "tornado_settings", {})
-    tornado[handlers.SETTINGS_KEY] = PrivacyPages(
-        facts_from_settings(settings.values), TEMPLATES, template
-    )
+    # Plain values: the handlers make their PrivacyPages from these (handlers.privacy_pages).
+    tornado[handlers.SETTINGS_KEY] = {
+        "facts": asdict(facts_from_settings(settings.values)),
+        "templates": str(TEMPLATES),
+        "template_file": template,
+    }
     # tornado.web.Application takes `transforms` as a keyword, and JupyterHub passes its
     # tornado_settings as keywords: this is how a transform reaches every hub response.
     # JupyterHub enables no transform of its own (no compress_response).
@@ -74,17 +77,11 @@ def update_privacy(c, settings: Settings) -> None:
     tornado["transforms"] = transforms
 
     if privacy["analytics"]:
-        analytics = stats.Analytics(settings.database_url, settings.crypt_key)
-        # Now rather than at the first request: the tables exist once the hub answers,
-        # and learner hashes of days gone by (a hub stopped over midnight) are counted.
-        analytics.roll_over()
-        tornado[stats.SETTINGS_KEY] = analytics
-        tornado["log_function"] = stats.PageViewCounter(
-            analytics, tornado.get("log_function") or log_request
-        )
-        c.Spawner.pre_spawn_hook = stats.ServerStartCounter(
-            analytics, c.Spawner.get("pre_spawn_hook")
-        )
+        # The counters reach the hub's Analytics through the authenticator's database and
+        # key (analytics.hub_analytics); gather_facts has rolled the past days over.
+        tornado[stats.SETTINGS_KEY] = True
+        tornado["log_function"] = stats.PageViewCounter(tornado.get("log_function") or log_request)
+        c.Spawner.pre_spawn_hook = stats.ServerStartCounter(c.Spawner.get("pre_spawn_hook"))
     c.JupyterHub.tornado_settings = tornado
 
     # A launch token carries DO_NOT_TRACK_SCOPE when the launch asked not to be tracked;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -10,11 +11,17 @@ from tornado import web
 
 from learnhub_singleuser.headers import CSP, with_directive
 
-from .policy import DNT_POLICY_PATH, PRIVACY_PATH, PrivacyPages
+from .policy import DNT_POLICY_PATH, PRIVACY_PATH, PolicyFacts, PrivacyPages
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 STATIC_PATH = "learnhub/static"
 SETTINGS_KEY = "learnhub_privacy"
+
+
+@functools.lru_cache(maxsize=4)
+def privacy_pages(facts: PolicyFacts, templates: str, template_file: str | None) -> PrivacyPages:
+    """The pages of these settings, made once per hub process (their Jinja environment)."""
+    return PrivacyPages(facts, Path(templates), template_file)
 
 
 def own_page_csp(headers: dict[str, str]) -> str:
@@ -34,7 +41,9 @@ class OwnPageHandler(BaseHandler):
         pages = self.settings.get(SETTINGS_KEY)
         if pages is None:
             raise web.HTTPError(404)
-        return pages
+        return privacy_pages(
+            PolicyFacts(**pages["facts"]), pages["templates"], pages["template_file"]
+        )
 
 
 class PrivacyPolicyHandler(OwnPageHandler):

@@ -109,11 +109,6 @@ class PrivacyPages:
     def __post_init__(self):
         self._env, self._name = policy_environment(self.templates, self.template_file)
 
-    def __deepcopy__(self, memo):
-        # traitlets deep-copies tornado_settings; the pages and their Jinja environment are
-        # read-only, so the copy may be this object.
-        return self
-
     def policy_page(self, base_url: str) -> str:
         return render_policy(self._env, self._name, self.facts, base_url)
 

@@ -24,6 +24,7 @@ from tornado.ioloop import IOLoop
 from traitlets import Float, Unicode, default
 from traitlets.config import Application
 
+from ..addresses import connect_address
 from ..service_environment import API_MAX_BODY_SIZE, service_environment
 from ..settings import Settings, load_settings
 from ..stopping import skip_exit_collection, stop_signal
@@ -96,11 +97,12 @@ def service_port(settings: Settings) -> int:
 def _connect_ip(c) -> str:
     """The address learner servers reach the hub API at (update_network's gateway)."""
     hub = c.JupyterHub
-    ip = hub.get("hub_connect_ip") or hub.get("hub_ip") or "127.0.0.1"
-    return "127.0.0.1" if ip in {"0.0.0.0", "::", ""} else ip  # noqa: S104
+    return connect_address(hub.get("hub_connect_ip") or hub.get("hub_ip"))
 
 
-def retention_service(settings: Settings, url: str, python: str = sys.executable) -> dict:
+def retention_service(
+    settings: Settings, url: str, token: str, python: str = sys.executable
+) -> dict:
     # Keys given to the hub in its environment must reach the service the same way, or it
     # would make new ones in the state directory and decrypt nothing; so must PostgreSQL's
     # credentials (PGPASSWORD) and a PATH with nbgrader's alembic.
@@ -109,7 +111,7 @@ def retention_service(settings: Settings, url: str, python: str = sys.executable
         "name": RETENTION_SERVICE,
         "command": [python, "-m", "learnhub.privacy.service"],
         "url": url,
-        "api_token": service_token(settings.state_dir),
+        "api_token": token,
         "environment": environment,
         "display": False,
     }
@@ -128,7 +130,7 @@ def _with_entry(entries: list[dict], entry: dict) -> list[dict]:
     return [e for e in entries if e.get("name") != entry["name"]] + [entry]
 
 
-def update_retention_service(c, settings: Settings) -> None:
+def update_retention_service(c, settings: Settings, token: str) -> None:
     """The retention service, its role, the scope learners' servers need, secure_delete.
 
     Runs after update_spawner and update_network: it reads where the hub API listens and
@@ -137,7 +139,7 @@ def update_retention_service(c, settings: Settings) -> None:
     check_retention(settings["privacy"]["retention"])
     url = f"http://{_connect_ip(c)}:{service_port(settings)}"
     c.JupyterHub.services = _with_entry(
-        configured(c.JupyterHub, "services", []), retention_service(settings, url)
+        configured(c.JupyterHub, "services", []), retention_service(settings, url, token)
     )
     c.JupyterHub.load_roles = _with_entry(
         configured(c.JupyterHub, "load_roles", []), retention_role()

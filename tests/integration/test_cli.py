@@ -21,6 +21,31 @@ def run(state, *args):
     )
 
 
+@pytest.fixture(autouse=True)
+def initialised(tmp_path):
+    """The state directory of these tests, made as an operator makes it."""
+    made = run(tmp_path, "init")
+    assert made.returncode == 0, made.stderr
+    assert "made " in made.stdout and (tmp_path / "crypt_key.hex").exists()
+
+
+def test_commands_elsewhere_make_no_keys_and_say_why(tmp_path):
+    """Run from the wrong folder, a command changes nothing and names the fix."""
+    elsewhere = tmp_path / "not-a-state-dir"
+    elsewhere.mkdir()
+    refused = run(elsewhere, "lti", "add-consumer", "canvas-1")
+    assert refused.returncode == 2
+    assert "not a LearnHub state directory yet" in refused.stderr
+    assert "learnhub init" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert list(elsewhere.iterdir()) == []
+    doctor = run(elsewhere, "doctor")
+    assert "[error]" in doctor.stdout and "learnhub init" in doctor.stdout
+    assert list(elsewhere.iterdir()) == []
+    again = run(tmp_path, "init")
+    assert again.returncode == 0 and "kept as it is" in again.stdout
+
+
 def test_consumers(tmp_path):
     added = run(tmp_path, "lti", "add-consumer", "canvas-1", "--frame-origin", "https://lms.edu")
     assert added.returncode == 0, added.stderr

@@ -21,7 +21,7 @@ from learnhub.courses.exchange import ExchangeStore
 from learnhub.grading.queue import GradingQueue, JobState
 from learnhub.grading.service import _engine_answers
 from learnhub.passback import GradeOutbox
-from learnhub.settings import load_settings
+from learnhub.settings import init_state, load_settings
 from learnhub.store import Store
 from tests.integration.test_course_workflow import ASSIGNMENT, source_notebook
 from tests.support import free_port, tarball
@@ -75,6 +75,7 @@ def course(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNHUB_CONFIG", env["LEARNHUB_CONFIG"])
     monkeypatch.setenv("LEARNHUB_STATE_DIR", env["LEARNHUB_STATE_DIR"])
     settings = load_settings(config, environ=env)
+    init_state(settings)
     store = Store(settings.database_url, settings.crypt_key)
     store.record_launch(
         username="teacher", course_id=COURSE, platform="lti13:x", context_id="ctx",

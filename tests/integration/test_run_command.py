@@ -110,7 +110,7 @@ def looping_submission(state: Path, template: Path) -> None:
     from learnhub.courses.coursedir import CourseDirectories
     from learnhub.courses.exchange import ExchangeStore
     from learnhub.grading.queue import GradingQueue
-    from learnhub.settings import load_settings
+    from learnhub.settings import init_state, load_settings
     from learnhub.store import Store
 
     nbgrader = {"schema_version": 3, "locked": False, "task": False}
@@ -132,6 +132,7 @@ def looping_submission(state: Path, template: Path) -> None:
     settings = load_settings(
         os.environ["LEARNHUB_CONFIG"], environ={"LEARNHUB_STATE_DIR": str(state)}
     )
+    init_state(settings)
     store = Store(settings.database_url, settings.crypt_key)
     store.record_launch(
         username="teacher", course_id=COURSE, platform="lti13:x", context_id="ctx",

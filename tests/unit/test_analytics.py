@@ -172,7 +172,7 @@ async def hub_app(analytics):
             (r"/hub/api/info", Api),
             (r"/hub/", Redirect),
         ],
-        log_function=PageViewCounter(analytics, logged.append),
+        log_function=PageViewCounter(logged.append, analytics),
     )
     sock, port = bind_unused_port()
     server = HTTPServer(app)
@@ -230,7 +230,7 @@ def spawner_for(headers=None, with_handler=True):
     ids=["plain", "dnt", "gpc", "no-request"],
 )
 def test_server_starts_follow_the_request_that_asked(analytics, headers, with_handler, counted):
-    hook = ServerStartCounter(analytics)
+    hook = ServerStartCounter(analytics=analytics)
     hook(spawner_for(headers, with_handler))
     starts = [c.count for c in analytics.counts() if c.metric == SERVER_STARTS]
     assert sum(starts) == counted
@@ -238,7 +238,9 @@ def test_server_starts_follow_the_request_that_asked(analytics, headers, with_ha
 
 def test_server_start_hook_runs_the_previous_one(analytics):
     ran = []
-    hook = ServerStartCounter(analytics, previous=lambda spawner: ran.append(spawner) or "r")
+    hook = ServerStartCounter(
+        analytics=analytics, previous=lambda spawner: ran.append(spawner) or "r"
+    )
     spawner = spawner_for()
     assert hook(spawner) == "r"
     assert ran == [spawner]
@@ -246,5 +248,5 @@ def test_server_start_hook_runs_the_previous_one(analytics):
 
 def test_a_broken_database_costs_no_request(tmp_path, clock, caplog):
     broken = Analytics(f"sqlite:///{tmp_path / 'missing-dir' / 'x.sqlite'}", KEY, clock=clock)
-    ServerStartCounter(broken)(spawner_for())
+    ServerStartCounter(analytics=broken)(spawner_for())
     assert "analytics: server start not counted" in caplog.text

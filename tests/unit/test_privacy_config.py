@@ -1,21 +1,31 @@
 """update_privacy and update_tls against a bare traitlets Config, and the tls settings."""
 
 import copy
+from dataclasses import asdict
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from jupyterhub.log import log_request
 from traitlets.config import Config
 
-from learnhub.config import apply_config, update_security
-from learnhub.privacy.analytics import Analytics, PageViewCounter, ServerStartCounter
+from learnhub.config import Facts, apply_config, update_security
+from learnhub.privacy.analytics import (
+    Analytics,
+    PageViewCounter,
+    ServerStartCounter,
+    hub_analytics,
+)
 from learnhub.privacy.config import hub_url_for_proxy, update_privacy, update_tls
-from learnhub.privacy.policy import PrivacyPages
+from learnhub.privacy.handlers import privacy_pages
+from learnhub.privacy.policy import PolicyFacts, PrivacyPages, facts_from_settings
 from learnhub.privacy.tls import check_tls, tls_findings
-from learnhub.settings import SettingsError, load_settings, validate
+from learnhub.settings import SettingsError, init_state, load_settings, validate
+from learnhub.spawners import SpawnerBackend
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE, TrackingStatus
 
 HSTS = "max-age=31536000"
+LOCAL_FACTS = Facts((), SpawnerBackend("local", "test"), None, "t")
 
 
 @pytest.fixture
@@ -23,7 +33,9 @@ def make_settings(tmp_path):
     def make(**values):
         path = tmp_path / "learnhub.yaml"
         path.write_text(yaml.safe_dump(values))
-        return load_settings(path, environ={"LEARNHUB_STATE_DIR": str(tmp_path / "state")})
+        settings = load_settings(path, environ={"LEARNHUB_STATE_DIR": str(tmp_path / "state")})
+        init_state(settings)
+        return settings
 
     return make
 
@@ -52,8 +64,12 @@ def test_update_privacy_keeps_what_other_areas_set(make_settings):
     )
     assert tornado["slow_spawn_timeout"] == 1
     assert tornado["transforms"] == [TrackingStatus]
-    assert isinstance(tornado["learnhub_privacy"], PrivacyPages)
-    assert isinstance(tornado["learnhub_analytics"], Analytics)
+    pages = tornado["learnhub_privacy"]
+    assert pages["facts"] == asdict(facts_from_settings(settings.values))
+    assert isinstance(
+        privacy_pages(PolicyFacts(**pages["facts"]), pages["templates"], None), PrivacyPages
+    )
+    assert tornado["learnhub_analytics"] is True
     counter = tornado["log_function"]
     assert isinstance(counter, PageViewCounter)
     assert counter.log_function is log_request
@@ -153,7 +169,7 @@ def test_apply_config_runs_tls_and_privacy_after_the_spawner(make_settings):
         spawner={"backend": "local"},
     )
     c = Config()
-    apply_config(c, settings)
+    apply_config(c, settings, LOCAL_FACTS)
     environment = c.Spawner.environment
     assert environment["LEARNHUB_STRICT_TRANSPORT_SECURITY"] == HSTS
     assert environment["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] == "1"  # update_spawner's, kept
@@ -238,13 +254,18 @@ def test_doctor_finds_a_readable_certificate(pem_files):
 
 
 def test_configured_objects_survive_traitlets_deep_copy(make_settings):
-    """JupyterHub loads config with deepcopy: the analytics handle must stay one object."""
+    """JupyterHub loads config with deepcopy: plain values copy whole, and the hub process
+    has one analytics handle whatever the copies."""
     c = Config()
-    update_privacy(c, make_settings())
+    settings = make_settings()
+    update_privacy(c, settings)
     tornado = copy.deepcopy(c.JupyterHub.tornado_settings)
     hook = copy.deepcopy(c.Spawner.pre_spawn_hook)
-    original = c.JupyterHub.tornado_settings["learnhub_analytics"]
-    assert tornado["learnhub_analytics"] is original
-    assert tornado["log_function"].analytics is original
-    assert hook.analytics is original
-    assert tornado["learnhub_privacy"] is c.JupyterHub.tornado_settings["learnhub_privacy"]
+    assert tornado["learnhub_privacy"] == c.JupyterHub.tornado_settings["learnhub_privacy"]
+    assert tornado["learnhub_analytics"] is True
+    assert tornado["log_function"].analytics is None and hook.analytics is None
+    authenticator = SimpleNamespace(
+        database_url=settings.database_url, crypt_key=settings.crypt_key
+    )
+    assert isinstance(hub_analytics(authenticator), Analytics)
+    assert hub_analytics(authenticator) is hub_analytics(authenticator)

@@ -4,7 +4,7 @@ import pytest
 
 from learnhub.privacy import analytics as stats
 from learnhub.privacy.report import accounting_report, bounded, usage_report, usage_rows
-from learnhub.settings import load_settings
+from learnhub.settings import init_state, load_settings
 from learnhub.store import Store
 
 
@@ -37,7 +37,9 @@ def test_usage_rows_sum_each_day():
 def settings(tmp_path):
     config = tmp_path / "learnhub.yaml"
     config.write_text("spawner:\n  backend: local\n")
-    return load_settings(config, environ={"LEARNHUB_STATE_DIR": str(tmp_path / "state")})
+    settings = load_settings(config, environ={"LEARNHUB_STATE_DIR": str(tmp_path / "state")})
+    init_state(settings)
+    return settings
 
 
 def test_reports_name_nobody(settings):

@@ -9,22 +9,25 @@ from learnhub.privacy.service import (
     RETENTION_SCOPES,
     SERVER_TOKEN_SCOPE,
     SERVICE_URL_ENV,
+    service_token,
     update_retention_service,
 )
-from learnhub.settings import load_settings
+from learnhub.settings import init_state, load_settings
 
 
 def settings_in(tmp_path, text=""):
     path = tmp_path / "learnhub.yaml"
     path.write_text(text)
-    return load_settings(path, environ={"LEARNHUB_STATE_DIR": str(tmp_path / "state")})
+    settings = load_settings(path, environ={"LEARNHUB_STATE_DIR": str(tmp_path / "state")})
+    init_state(settings)
+    return settings
 
 
 def test_service_role_and_environment(tmp_path):
     settings = settings_in(tmp_path, "hub:\n  api_port: 9000\n")
     c = Config()
     c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", "custom"]
-    update_retention_service(c, settings)
+    update_retention_service(c, settings, service_token(settings.state_dir))
     (service,) = c.JupyterHub.services
     assert service["name"] == "learnhub-retention"
     assert service["url"] == "http://127.0.0.1:9003"
@@ -43,7 +46,7 @@ def test_service_role_and_environment(tmp_path):
     assert "custom" in c.Spawner.server_token_scopes
     assert SERVER_TOKEN_SCOPE in c.JupyterHub.extra_user_scopes
     # Applying twice changes nothing.
-    update_retention_service(c, settings)
+    update_retention_service(c, settings, service_token(settings.state_dir))
     assert len(c.JupyterHub.services) == 1
     assert c.Spawner.server_token_scopes.count(SERVER_TOKEN_SCOPE) == 1
 
@@ -52,7 +55,7 @@ def test_service_listens_where_containers_reach_the_hub(tmp_path):
     settings = settings_in(tmp_path, "privacy:\n  retention:\n    service_port: 8999\n")
     c = Config()
     c.JupyterHub.hub_connect_ip = "172.30.0.1"
-    update_retention_service(c, settings)
+    update_retention_service(c, settings, service_token(settings.state_dir))
     assert c.JupyterHub.services[0]["url"] == "http://172.30.0.1:8999"
 
 

@@ -6,14 +6,15 @@ import sys
 import pytest
 from traitlets.config import Config
 
-from learnhub.config import apply_config
+from learnhub.config import Facts, apply_config
 from learnhub.services import (
     IDLE_CULLER,
     activity_interval,
     idle_culler_command,
     update_culler,
 )
-from learnhub.settings import SettingsError, load_settings
+from learnhub.settings import SettingsError, init_state, load_settings
+from learnhub.spawners import SpawnerBackend
 
 
 def settings_with(tmp_path, culler=None):
@@ -119,7 +120,9 @@ def test_applying_twice_does_not_duplicate(tmp_path):
 def test_apply_config_runs_the_culler_after_the_spawner(tmp_path):
     """The activity interval survives update_spawner's own environment."""
     c = Config()
-    apply_config(c, settings_with(tmp_path, {"idle_timeout": 60, "check_every": 10}))
+    settings = settings_with(tmp_path, {"idle_timeout": 60, "check_every": 10})
+    init_state(settings)
+    apply_config(c, settings, Facts((), SpawnerBackend("local", "test"), None, "t"))
     assert IDLE_CULLER in [s["name"] for s in c.JupyterHub.services]
     assert c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == "10"
     assert c.Spawner.environment["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] == "1"

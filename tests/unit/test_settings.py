@@ -2,7 +2,7 @@
 
 import pytest
 
-from learnhub.settings import SettingsError, load_settings, validate
+from learnhub.settings import SettingsError, init_state, load_settings, validate
 
 
 def test_defaults_fill_every_area():
@@ -47,8 +47,21 @@ def test_too_small_value_names_the_range():
         validate({"lti": {"session_lifetime": 10}})
 
 
+def test_reading_settings_writes_nothing(tmp_path):
+    env = {"LEARNHUB_STATE_DIR": str(tmp_path / "state")}
+    settings = load_settings(environ=env)
+    assert not (tmp_path / "state").exists()
+    with pytest.raises(SettingsError, match=r"crypt_key\.hex does not exist .* `learnhub init`"):
+        settings.crypt_key  # noqa: B018
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_secrets_are_created_once_with_private_mode(tmp_path):
     env = {"LEARNHUB_STATE_DIR": str(tmp_path / "state")}
+    made = init_state(load_settings(environ=env))
+    assert sorted(p.name for p in made) == ["crypt_key.hex", "pseudonym_key.hex"]
+    assert init_state(load_settings(environ=env)) == []
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     first = load_settings(environ=env)
     second = load_settings(environ=env)
     assert first.crypt_key == second.crypt_key
