@@ -8,6 +8,8 @@ from typing import Any
 from jupyter_server.base.handlers import JupyterHandler
 from jupyterhub.services.auth import HubAuth
 
+from .upstream import no_xsrf_cookie, replace_url_token_persistence
+
 PageConfigHook = Callable[[JupyterHandler, dict[str, Any]], dict[str, Any]]
 
 
@@ -28,7 +30,7 @@ def _skip_xsrf_cookie(handler: JupyterHandler) -> None:
     # HubOAuth patches in set an _xsrf cookie on a navigation unless handler._xsrf_token
     # is already there. A token-authenticated request skips xsrf checks, and so do the
     # later ones JupyterLab makes with the token, so that cookie would serve nothing.
-    handler._xsrf_token = b""
+    no_xsrf_cookie(handler)
 
 
 # Plugins of JupyterLab that reach another origin by themselves: the news announcements
@@ -84,4 +86,4 @@ def keep_url_token_out_of_cookies(hub_auth: HubAuth) -> None:
     # (jupyterhub-user-<name>) so that later requests need no token. LMS-launched sessions
     # must not set cookies, and JupyterLab already carries the token from page config.
     # HubOAuth.set_cookie is left alone: the OAuth callback of a direct login still uses it.
-    hub_auth._persist_url_token_if_set = _keep_url_token_out_of_cookie
+    replace_url_token_persistence(hub_auth, _keep_url_token_out_of_cookie)

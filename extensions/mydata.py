@@ -26,6 +26,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .cookieless import request_token
 from .headers import sent_from_this_site
+from .upstream import no_xsrf_cookie
 
 PATH = "learnhub/my-data"
 SERVICE_URL_ENV = "LEARNHUB_RETENTION_URL"
@@ -109,7 +110,7 @@ class MyDataHandler(JupyterHandler):
     async def prepare(self):
         # Reading xsrf_token (an error page does) would set an _xsrf cookie; requests here
         # carry the session's token, which skips XSRF checks, so none is needed.
-        self._xsrf_token = b""
+        no_xsrf_cookie(self)
         result = super().prepare()
         if inspect.isawaitable(result):
             await result

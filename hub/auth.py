@@ -6,7 +6,6 @@ from functools import cached_property
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from jupyterhub.crypto import CryptKeeper
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.orm import UserInfo
 from sqlalchemy import delete
@@ -22,6 +21,7 @@ from .lti13.keys import ToolKeys
 from .privacy.bulk import bulk_handlers
 from .privacy.handlers import privacy_handlers
 from .store import Store
+from .upstream import use_auth_state_key
 
 
 def auth_state_key(crypt_key: bytes) -> bytes:
@@ -107,7 +107,7 @@ class LearnHubAuthenticator(NativeAuthenticator):
             raise ValueError("LearnHubAuthenticator.database_url is required")
         # JupyterHub reads auth-state keys from JUPYTERHUB_CRYPT_KEY through a CryptKeeper
         # singleton built without config; give it our derived key instead of an env var.
-        CryptKeeper.instance().keys = [auth_state_key(self.crypt_key)]
+        use_auth_state_key(auth_state_key(self.crypt_key))
 
     @cached_property
     def store(self) -> Store:

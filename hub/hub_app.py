@@ -9,6 +9,7 @@ import subprocess
 
 from jupyterhub.app import JupyterHub
 
+from . import upstream
 from .stopping import skip_exit_collection
 
 # How a managed service is stopped: SIGINT and seconds to wait, then SIGTERM (which ends
@@ -37,7 +38,7 @@ class LearnHubApp(JupyterHub):
             self.log.info("Already stopping (%s)", sig.name if sig else "stop requested again")
             return
         self._stopping = True
-        for callback in self._periodic_callbacks.values():
+        for callback in upstream.periodic_callbacks(self):
             callback.stop()
         check = self._health_check
         if check is not None:
@@ -46,7 +47,7 @@ class LearnHubApp(JupyterHub):
         await super().shutdown_cancel_tasks(sig)
 
     async def cleanup(self):
-        managed = [service for service in self._service_map.values() if service.managed]
+        managed = [service for service in upstream.services(self) if service.managed]
         if managed:
             self.log.info("Stopping %i services", len(managed))
             stopped = await asyncio.gather(

@@ -20,6 +20,7 @@ from ..identity import CourseRole, group_name
 from ..pages import CookielessPage
 from ..request_body import LimitedBody
 from ..tokens import FORMGRADER_TOKEN_NOTE, MIN_SESSION_LIFETIME, SESSION_TOKEN_NOTE
+from ..upstream import skip_oauth_confirmation, wait_for_spawn
 from .coursedir import COURSE_ID, grader_username
 
 # Where handlers find the hub's CourseAccess: a key of JupyterHub.tornado_settings.
@@ -226,12 +227,11 @@ class FormgraderHandler(LimitedBody, CookielessPage):
         spawner = grader.spawner
         # The course's own tool, opened by its staff: no "authorize access?" page. The set is
         # JupyterHub's, read at each OAuth request.
-        self.settings.setdefault("oauth_no_confirm_list", set()).add(spawner.oauth_client_id)
+        skip_oauth_confirmation(self.settings, spawner.oauth_client_id)
         if not spawner.ready:
             if not spawner.pending:
                 await self.spawn_single_user(grader)
-            if spawner._spawn_future is not None:
-                await spawner._spawn_future
+            await wait_for_spawn(spawner)
         return grader
 
 

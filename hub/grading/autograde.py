@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -20,20 +20,32 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters.autograde import Autograde
 from nbgrader.converters.base import NbGraderException
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import (
+    ClearHiddenTests,
+    ClearMarkScheme,
+    Execute,
+    NbGraderPreprocessor,
+)
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from ..courses.exchange import replace_folder
-from .sandbox import Execution, Limits, SandboxError
+from .runner import kernel_wanted
+from .sandbox import Execution, Limits, SandboxError, instructor_message
 
 log = logging.getLogger(__name__)
 
-RunInSandbox = Callable[[dict, Path], Execution]
+# (notebook, the files beside it, the limits of this course's grading) -> the execution.
+RunInSandbox = Callable[[dict, Path, Limits | None], Execution]
 
 
 class AutogradeError(Exception):
     """nbgrader could not grade the submission (no such assignment, a broken notebook...)."""
+
+
+class NotRunError(AutogradeError):
+    """A notebook did not run at all (its kernel would not start, say): grading it would score
+    its empty outputs, which pass every test cell, so it is not graded."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +112,14 @@ class AutogradeResult:
 # Pure builders
 
 
-def expected_checksums(source_cell, points: float | None, solution: bool, clear_hidden) -> set:
+def expected_checksums(source_cell, points: float | None, solution: bool, *clearers) -> set:
     """The checksums an untouched copy of an instructor's cell may have in a submission: the
-    gradebook's, and that of the released cell (hidden tests cleared)."""
+    gradebook's, and those of the released cell.
+
+    The gradebook keeps a cell as the instructor wrote it, but generate_assignment strips
+    what learners never see after saving it: each of `clearers` is one such step (nbgrader's
+    ClearHiddenTests and ClearMarkScheme region removers), applied in the release's order.
+    """
     nbgrader = {
         "grade": points is not None,
         "solution": solution,
@@ -117,8 +134,11 @@ def expected_checksums(source_cell, points: float | None, solution: bool, clear_
         metadata=NotebookNode(nbgrader=NotebookNode(nbgrader)),
     )
     checksums = {source_cell.checksum, utils.compute_checksum(cell)}
-    clear_hidden(cell)
-    checksums.add(utils.compute_checksum(cell))
+    for clear in clearers:
+        # A region the release could not strip (unbalanced markers) stays as it was.
+        with contextlib.suppress(RuntimeError):
+            clear(cell)
+        checksums.add(utils.compute_checksum(cell))
     return checksums
 
 
@@ -146,6 +166,33 @@ def find_tampering(
     return found
 
 
+def course_limits(config: Config, limits: Limits) -> Limits:
+    """The operator's limits, with the course's own nbgrader execution settings where they are
+    stricter: `c.Execute.timeout` (nbgrader's default 30 s when unset) caps a cell's time as
+    `nbgrader autograde` in the course would; it never raises the operator's cap, and a course
+    timeout of None (no limit) leaves the operator's."""
+    timeout = Execute(config=config).timeout
+    if timeout is None or timeout <= 0:
+        return limits
+    return replace(limits, cell_timeout_s=max(1, min(limits.cell_timeout_s, int(timeout))))
+
+
+def not_run_reason(
+    execution: Execution, notebook: NotebookNode, limits: Limits | None
+) -> str | None:
+    """Why the sandbox ran none of `notebook` (as it would have been graded), or None when it
+    ran. A kernel that does not start, or a sandbox that gave no readable answer, leaves
+    outputs nbgrader would score as passing tests."""
+    failed = [e for e in execution.events if e.reason == "error"]
+    if not failed:
+        return None
+    why = instructor_message(failed[0], limits or Limits(), execution.notebook)
+    if "NoSuchKernel" in failed[0].detail:
+        why += f" (the notebook asks for the kernel '{kernel_wanted(notebook)}', which the "
+        why += "grading sandbox does not have)"
+    return why
+
+
 def load_course_config(course_root: Path, gradebook_url: str | None = None) -> Config:
     """The course's nbgrader_config.py, as `nbgrader autograde` run in the course reads it."""
     config = Config()
@@ -163,11 +210,13 @@ def load_course_config(course_root: Path, gradebook_url: str | None = None) -> C
 class SandboxExecute(NbGraderPreprocessor):
     """Takes the place of nbgrader's Execute: the notebook runs in a sandbox, not here."""
 
-    def __init__(self, run: RunInSandbox, **kwargs):
+    def __init__(self, run: RunInSandbox, limits: Limits | None = None, **kwargs):
         super().__init__(**kwargs)
         self.run = run
+        self.limits = limits
         self.executions: dict[str, Execution] = {}
         self.failure: SandboxError | None = None
+        self.not_run: NotRunError | None = None
 
     def preprocess(self, nb, resources):
         # Only the files beside the notebook go in (the assignment's, restored from the source
@@ -179,11 +228,21 @@ class SandboxExecute(NbGraderPreprocessor):
                 directory, files, ignore=shutil.ignore_patterns("*.ipynb"), symlinks=True
             )
             try:
-                execution = self.run(nb, files)
+                execution = self.run(nb, files, self.limits)
             except SandboxError as e:
                 self.failure = e
                 raise
-        self.executions[resources["nbgrader"]["notebook"]] = execution
+        name = resources["nbgrader"]["notebook"]
+        self.executions[name] = execution
+        why = not_run_reason(execution, nb, self.limits)
+        if why is not None:
+            # Raised into nbgrader, which gives up on this submission as `nbgrader autograde`
+            # does when its kernel cannot start.
+            self.not_run = NotRunError(
+                f"{name} was not graded: it did not run. {why}. No score was given or sent to "
+                "the LMS; fix the cause and grade it again."
+            )
+            raise self.not_run
         return nbformat.from_dict(execution.notebook), resources
 
 
@@ -232,7 +291,12 @@ class SandboxedAutograde(Autograde):
         super().convert_single_notebook(notebook_filename)
 
     def _protected_cells(self, notebook: str, assignment: str) -> list[tuple[str, str, set]]:
-        hidden = ClearHiddenTests(parent=self, config=self.config)
+        # What generate_assignment strips from a cell after the gradebook saved it, with the
+        # course's own delimiters.
+        clearers = (
+            ClearHiddenTests(parent=self, config=self.config)._remove_hidden_test_region,
+            ClearMarkScheme(parent=self, config=self.config)._remove_mark_scheme_region,
+        )
         protected = []
         with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
             try:
@@ -246,9 +310,8 @@ class SandboxedAutograde(Autograde):
                     continue
                 role = "test cell" if cell.name in points else "read-only cell"
                 checksums = expected_checksums(
-                    cell, points.get(cell.name), cell.name in solutions,
-                    hidden._remove_hidden_test_region,
-                )  # fmt: skip
+                    cell, points.get(cell.name), cell.name in solutions, *clearers
+                )
                 protected.append((cell.name, role, checksums))
         return protected
 
@@ -297,6 +360,8 @@ def autograde_blocking(
     once grading is done: during a regrade formgrader keeps showing the earlier result.
     """
     config = load_course_config(Path(course_root), gradebook_url)
+    if limits is not None:
+        limits = course_limits(config, limits)
     coursedir = CourseDirectory(config=config)
     coursedir.assignment_id = assignment
     coursedir.student_id = student
@@ -310,7 +375,7 @@ def autograde_blocking(
     handler = _ListHandler(lines)
     logger.addHandler(handler)
     try:
-        sandbox_execute = SandboxExecute(run)
+        sandbox_execute = SandboxExecute(run, limits)
         converter = SandboxedAutograde(sandbox_execute, coursedir=coursedir, config=config)
         converter.log = logger
         converter.force = True
@@ -320,6 +385,8 @@ def autograde_blocking(
         except NbGraderException as e:
             if sandbox_execute.failure is not None:
                 raise sandbox_execute.failure from e
+            if sandbox_execute.not_run is not None:
+                raise sandbox_execute.not_run from e
             raise AutogradeError(f"nbgrader could not grade {student}/{assignment}: " + (
                 " | ".join(line for line in lines if line.startswith("ERROR"))[-2000:] or str(e)
             )) from e  # fmt: skip
@@ -361,8 +428,12 @@ async def autograde_submission(
     started = time.monotonic()
     loop = asyncio.get_running_loop()
 
-    def run(notebook: NotebookNode, files: Path) -> Execution:
-        return asyncio.run_coroutine_threadsafe(sandbox.execute(notebook, files), loop).result()
+    def run(notebook: NotebookNode, files: Path, limits: Limits | None) -> Execution:
+        # The course's limits only when they differ: a sandbox's own are its default.
+        same = limits is None or limits == getattr(sandbox, "limits", None)
+        kwargs = {} if same else {"limits": limits}
+        execution = sandbox.execute(notebook, files, **kwargs)
+        return asyncio.run_coroutine_threadsafe(execution, loop).result()
 
     notebooks, _log = await asyncio.to_thread(
         autograde_blocking,
@@ -386,6 +457,7 @@ async def autograde_submission(
 __all__ = [
     "AutogradeError",
     "AutogradeResult",
+    "NotRunError",
     "NotebookResult",
     "SandboxExecute",
     "SandboxedAutograde",

@@ -35,7 +35,8 @@ class JobState(enum.StrEnum):
     GRADED = "graded"
     # A newer submission of the same assignment by the same learner came in first.
     SUPERSEDED = "superseded"
-    # nbgrader could not grade it (no such assignment in the gradebook, a broken notebook).
+    # Not graded: nbgrader could not (no such assignment in the gradebook, a broken notebook),
+    # the notebook did not run (its kernel would not start), or the service failed on it.
     FAILED = "failed"
 
 
@@ -286,11 +287,16 @@ class GradingQueue:
             return changed == 1
 
     def release(self, job: Job, worker: str, message: str) -> None:
-        """Give a job back to the queue (the sandbox could not run): it is tried again."""
+        """Give a job back to the queue (the sandbox could not run): it is tried again. A job
+        this worker already finished stays finished."""
         with self.store.session() as s:
             s.execute(
                 update(GradingJob)
-                .where(GradingJob.id == job.id, GradingJob.worker == worker)
+                .where(
+                    GradingJob.id == job.id,
+                    GradingJob.worker == worker,
+                    GradingJob.state == JobState.RUNNING,
+                )
                 .values(
                     state=JobState.QUEUED,
                     worker=None,

@@ -149,7 +149,9 @@ class Sandbox(Protocol):
     limits: Limits
     weaker: bool
 
-    async def execute(self, notebook_json: dict, files: Path) -> Execution: ...
+    async def execute(
+        self, notebook_json: dict, files: Path, *, limits: Limits | None = None
+    ) -> Execution: ...
 
 
 # Pure builders
@@ -696,13 +698,18 @@ class DockerSandbox:
             await asyncio.sleep(0.5 * (attempt + 1))
         log.error("could not remove grading container %s: %s", name, said)
 
-    async def execute(self, notebook_json: dict, files: Path | None) -> Execution:
+    async def execute(
+        self, notebook_json: dict, files: Path | None, *, limits: Limits | None = None
+    ) -> Execution:
+        """Run the notebook; `limits` (the course's, no looser than the sandbox's) replace
+        what the runner enforces, the container's own (memory, CPUs, processes) stay."""
         started = time.monotonic()
+        limits = limits or self.limits
         if not self._swept:
             self._swept = True
             await self.sweep()
         await self.removed(wait=False)
-        data = await asyncio.to_thread(request_archive, notebook_json, files, self.limits)
+        data = await asyncio.to_thread(request_archive, notebook_json, files, limits)
         container = await self._take()
         if self.spare:
             # The next submission's container warms up while this one is graded.
@@ -711,10 +718,10 @@ class DockerSandbox:
         timed_out = False
         killed_why = None
         try:
-            cap = result_cap(notebook_json, self.limits)
+            cap = result_cap(notebook_json, limits)
             exchange = _exchange(proc, data, cap, until_frame=True)
             try:
-                stdout, stderr = await asyncio.wait_for(exchange, self.limits.wall_clock_s)
+                stdout, stderr = await asyncio.wait_for(exchange, limits.wall_clock_s)
             except TimeoutError:
                 timed_out, stdout, stderr = True, b"", b""
                 await self._docker("kill", name)
@@ -741,7 +748,7 @@ class DockerSandbox:
             stdout,
             stderr,
             timed_out=timed_out,
-            limits=self.limits,
+            limits=limits,
             started=started,
             sandbox=self.name,
             killed_why=killed_why,
@@ -770,8 +777,13 @@ class ProcessSandbox:
         self.python = python
         remove_abandoned_folders()
 
-    async def execute(self, notebook_json: dict, files: Path | None) -> Execution:
+    async def execute(
+        self, notebook_json: dict, files: Path | None, *, limits: Limits | None = None
+    ) -> Execution:
+        """Run the notebook within `limits` (the course's, no looser than the sandbox's), or
+        the sandbox's own."""
         started = time.monotonic()
+        limits = limits or self.limits
         root = os.geteuid() == 0
         uid = PROCESS_UID_BASE + random.randrange(PROCESS_UID_SPAN) if root else os.getuid()  # noqa: S311
         # Named after this process, so that what a killed grader leaves can be found.
@@ -784,8 +796,8 @@ class ProcessSandbox:
                 if root:
                     os.chown(directory, uid, uid)
             tmp.chmod(0o711)
-            data = await asyncio.to_thread(request_archive, notebook_json, files, self.limits)
-            plan = isolation_plan(self.limits, uid, tmp)
+            data = await asyncio.to_thread(request_archive, notebook_json, files, limits)
+            plan = isolation_plan(limits, uid, tmp)
             command = [self.python, "-I", str(RUNNER), "--workdir", str(work)]
             command += ["--isolate", json.dumps(plan)]
             timed_out = False
@@ -799,9 +811,9 @@ class ProcessSandbox:
                 start_new_session=True,
             )
             try:
-                cap = result_cap(notebook_json, self.limits)
+                cap = result_cap(notebook_json, limits)
                 stdout, stderr = await asyncio.wait_for(
-                    _exchange(proc, data, cap, until_frame=True), self.limits.wall_clock_s
+                    _exchange(proc, data, cap, until_frame=True), limits.wall_clock_s
                 )
             except TimeoutError:
                 timed_out, stdout, stderr = True, b"", b""
@@ -820,7 +832,7 @@ class ProcessSandbox:
             stdout,
             stderr,
             timed_out=timed_out,
-            limits=self.limits,
+            limits=limits,
             started=started,
             sandbox=self.name,
             killed_why=killed_why,

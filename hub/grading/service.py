@@ -44,16 +44,27 @@ from ..service_environment import API_MAX_BODY_SIZE, listen_address
 from ..settings import load_settings
 from ..stopping import skip_exit_collection, stop_signal
 from ..store import Base, Store
+from ..upstream import pool_processes
 from .autograde import AutogradeError, autograde_submission, load_course_config
 from .queue import GradingQueue, Job, JobState
 from .sandbox import DEFAULT_IMAGE, DockerSandbox, Limits, ProcessSandbox, SandboxError
 
 SERVICE_NAME = "learnhub-grading"
 FEEDBACK_MODES = ("manual", "auto")
+# Why the process sandbox graded, as SandboxSpec.why says it, for the note on each job.
+NO_ENGINE = "no Docker engine answers on this machine"
+CHOSEN = "process sandbox chosen by grading.sandbox"
 WEAKER_SANDBOX = (
-    "Graded in the process sandbox: this machine has no Docker engine, so learners' code "
-    "ran as a limited process of the grading service instead of in a container."
+    "Graded in the process sandbox ({why}): learners' code ran as a limited process of the "
+    "grading service instead of in a container."
 )
+NO_POINTS = (
+    "This assignment is worth no points: nothing was sent to the LMS (give its test cells "
+    "points in the source and grade again to send a score)."
+)
+# How often a job is taken again after an error of the grading service itself (not of the
+# learner's code) before it is marked failed.
+MAX_ATTEMPTS = 3
 
 log = logging.getLogger("learnhub.grading")
 
@@ -86,6 +97,8 @@ class SandboxSpec:
     kind: str  # "docker" or "process"
     image: str
     limits: Limits
+    # Why this kind: NO_ENGINE or CHOSEN for the process sandbox.
+    why: str = CHOSEN
 
     def build(self):
         if self.kind == "docker":
@@ -96,12 +109,19 @@ class SandboxSpec:
     def weaker(self) -> bool:
         return self.kind != "docker"
 
+    @property
+    def note(self) -> str | None:
+        """What each job graded in a weaker sandbox says about it, or None."""
+        return WEAKER_SANDBOX.format(why=self.why) if self.weaker else None
+
 
 def pick_sandbox(kind: str, limits: Limits, image: str) -> SandboxSpec:
     """The sandbox the settings ask for; `auto` is Docker when an engine answers."""
     if kind == "auto":
-        kind = "docker" if shutil.which("docker") and _engine_answers() else "process"
-    return SandboxSpec(kind, image, limits)
+        if shutil.which("docker") and _engine_answers():
+            return SandboxSpec("docker", image, limits, why="")
+        return SandboxSpec("process", image, limits, why=NO_ENGINE)
+    return SandboxSpec(kind, image, limits, why=CHOSEN if kind == "process" else "")
 
 
 def _die_with_parent() -> None:
@@ -148,12 +168,12 @@ class _StoppableSandbox:
     def __getattr__(self, name: str):
         return getattr(self._sandbox, name)
 
-    async def execute(self, notebook_json: dict, files: Path | None):
+    async def execute(self, notebook_json: dict, files: Path | None, **kwargs):
         if _WORKER.get("stopping"):
             raise asyncio.CancelledError
         _WORKER["execution"] = asyncio.current_task()
         try:
-            return await self._sandbox.execute(notebook_json, files)
+            return await self._sandbox.execute(notebook_json, files, **kwargs)
         finally:
             _WORKER["execution"] = None
 
@@ -280,9 +300,24 @@ class GradingService:
                 continue
             try:
                 await self.grade(job, name)
-            except Exception:
-                # A bug, not the learner's code: the job's lease runs out and it is retried.
+            except Exception as e:
+                # A bug, not the learner's code: tried again, a few times, then failed for
+                # staff to see (a job left running would wait for its lease forever after).
                 log.exception("grading job %d failed unexpectedly", job.id)
+                await asyncio.to_thread(self._give_up_or_retry, job, name, e)
+
+    def _give_up_or_retry(self, job: Job, worker: str, error: Exception) -> None:
+        what = f"{type(error).__name__}: {error}"[:500]
+        try:
+            if job.attempts >= MAX_ATTEMPTS:
+                self.queue.finish(job, worker, JobState.FAILED, messages=[
+                    f"The grading service failed on this submission {job.attempts} times "
+                    f"({what}); see its log, then regrade."
+                ])  # fmt: skip
+            else:
+                self.queue.release(job, worker, f"Waiting: grading failed ({what}); retried.")
+        except Exception:
+            log.exception("could not record the failure of grading job %d", job.id)
 
     async def grade(self, job: Job, worker: str) -> None:
         if await asyncio.to_thread(self.queue.newer_exists, job):
@@ -324,8 +359,10 @@ class GradingService:
         finally:
             await asyncio.to_thread(self._hand_over, course_root, job.student)
         messages = list(result["messages"])
-        if result["weaker"]:
-            messages.insert(0, WEAKER_SANDBOX)
+        if result["weaker"] and self.sandbox.note:
+            messages.insert(0, self.sandbox.note)
+        if result["max_score"] <= 0:
+            messages.append(NO_POINTS)
         if self.feedback_mode(job.course_id, job.assignment_id) == "auto":
             # Before the job counts as graded: a crash here grades (and releases) again.
             await asyncio.get_running_loop().run_in_executor(
@@ -400,13 +437,21 @@ class GradingService:
 
     def _sync_course(self, course_id: str, finishing: Job | None = None) -> int:
         queued = 0
+        jobs = self.queue.jobs(course_id=course_id, limit=100_000)
         busy = {
             (j.student, j.assignment_id)
-            for j in self.queue.jobs(
-                course_id=course_id, states=(JobState.QUEUED, JobState.RUNNING), limit=100_000
-            )
-            if finishing is None or j.id != finishing.id
+            for j in jobs
+            if j.state in (JobState.QUEUED, JobState.RUNNING)
+            and (finishing is None or j.id != finishing.id)
         }
+        # A learner's latest submission that could not be graded (it did not run, say) has
+        # no score to send: the gradebook's entry for it is nbgrader's empty one.
+        latest: dict[tuple[str, str], Job] = {}
+        for j in jobs:
+            key = (j.student, j.assignment_id)
+            if key not in latest or j.submission_id > latest[key].submission_id:
+                latest[key] = j
+        failed = {key for key, j in latest.items() if j.state == JobState.FAILED}
         with self.store.session() as s:
             rows = s.scalars(select(GradeSnapshot).where(GradeSnapshot.course_id == course_id))
             known = {(r.student, r.assignment_id): r for r in rows}
@@ -419,7 +464,7 @@ class GradingService:
                 for sub in assignment.submissions
             ]  # fmt: skip
         for student, assignment, score, max_score, manual in rows:
-            if (student, assignment) in busy:
+            if (student, assignment) in busy or (student, assignment) in failed:
                 continue
             before = known.get((student, assignment))
             if before is not None and (
@@ -428,9 +473,18 @@ class GradingService:
                 bool(before.needs_manual_grade),
             ) == (score, max_score, manual):
                 continue
-            self.outbox.enqueue(
-                student, course_id, assignment, score, max_score, pending_manual=manual
-            )
+            if max_score <= 0:
+                # An LMS takes no score out of zero; the job's note says so (NO_POINTS).
+                log.info(
+                    "%s of %s in course %s is worth no points: nothing sent to the LMS",
+                    assignment, student, course_id,
+                )  # fmt: skip
+            else:
+                self.outbox.enqueue(
+                    student, course_id, assignment, score, max_score, pending_manual=manual
+                )
+                queued += 1
+            # Remembered either way: a pass sends (or says) each change once.
             with self.store.session() as s:
                 row = s.get(GradeSnapshot, (course_id, student, assignment)) or GradeSnapshot(
                     course_id=course_id, student=student, assignment_id=assignment
@@ -438,7 +492,6 @@ class GradingService:
                 row.score, row.max_score, row.needs_manual_grade = score, max_score, int(manual)
                 s.add(row)
                 s.commit()
-            queued += 1
         return queued
 
     # feedback
@@ -678,7 +731,7 @@ async def stop_grading(service: GradingService, stop: asyncio.Event, work: async
     """
     stop.set()
     service._wake.set()
-    processes = list(getattr(service.pool, "_processes", {}).values())
+    processes = pool_processes(service.pool)
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGTERM)  # _stop_worker

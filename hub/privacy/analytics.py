@@ -21,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from learnhub_singleuser.tracking import request_refuses_tracking
 
+from ..upstream import response_content_type
+
 log = logging.getLogger(__name__)
 
 # What is counted, per UTC day. Keys say which launch, route or nothing; never who.
@@ -241,11 +243,10 @@ def route_of(handler) -> str:
 
 def is_page_view(handler) -> bool:
     """A GET answered with an HTML page (not an API call, a redirect or a file)."""
-    # tornado has no public reader of a response's headers; _headers is what it sends.
     return (
         handler.request.method == "GET"
         and handler.get_status() == 200
-        and (handler._headers.get("Content-Type") or "").startswith("text/html")
+        and response_content_type(handler).startswith("text/html")
     )
 
 

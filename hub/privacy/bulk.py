@@ -23,13 +23,13 @@ from typing import Any
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
-from jupyterhub.metrics import TOTAL_USERS
 from jupyterhub.scopes import needs_scope
 from jupyterhub.spawner import Spawner
 from sqlalchemy import delete, inspect, select, text
 from tornado import web
 
 from ..request_body import LimitedBody
+from ..upstream import spawner_busy, users_deleted
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,7 @@ class EraseUsersHandler(LimitedBody, APIHandler):
         only once a spawn has gone far enough)."""
         if not dict.__contains__(self.users, orm_user.id):
             return False  # never loaded since the hub started: nothing of it runs
-        return any(
-            s.active or s.pending or s._stop_pending or s._spawn_pending
-            for s in self.users[orm_user].spawners.values()
-        )
+        return any(spawner_busy(s) for s in self.users[orm_user].spawners.values())
 
     async def _delete_forever(self, doomed: Sequence[orm.User]) -> set[str]:
         """The spawner's persistent resources (a Docker home volume): in one call per batch
@@ -230,7 +227,7 @@ class EraseUsersHandler(LimitedBody, APIHandler):
             )
         self.db.execute(delete(orm.User).where(orm.User.id.in_(ids)), execution_options=options)
         self.db.commit()
-        TOTAL_USERS.dec(len(ids))
+        users_deleted(len(ids))
 
 
 def bulk_handlers() -> list[tuple]:

@@ -18,6 +18,7 @@ from learnhub.grading.runner import (
     read_request,
 )
 from learnhub.grading.sandbox import (
+    DEFAULT_IMAGE,
     Execution,
     LimitEvent,
     Limits,
@@ -33,6 +34,7 @@ from learnhub.grading.sandbox import (
     stale_containers,
     stopped_notebook,
 )
+from learnhub.grading.service import NO_ENGINE, SandboxSpec, pick_sandbox
 
 LIMITS = Limits(cpus=0.5, memory_mb=300, pids=50, cell_timeout_s=7, notebook_timeout_s=60)
 NOTEBOOK = {
@@ -256,3 +258,26 @@ def test_folders_of_killed_graders_are_removed_and_no_others(tmp_path):
     assert remove_abandoned_folders(tmp_path) == [abandoned]
     assert not abandoned.exists()
     assert mine.is_dir() and unnamed.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("spec", "note"),
+    [
+        (
+            pick_sandbox("process", Limits(), DEFAULT_IMAGE),
+            "Graded in the process sandbox (process sandbox chosen by grading.sandbox): "
+            "learners' code ran as a limited process of the grading service instead of in a "
+            "container.",
+        ),
+        (
+            SandboxSpec("process", DEFAULT_IMAGE, Limits(), why=NO_ENGINE),
+            "Graded in the process sandbox (no Docker engine answers on this machine): "
+            "learners' code ran as a limited process of the grading service instead of in a "
+            "container.",
+        ),
+        (pick_sandbox("docker", Limits(), DEFAULT_IMAGE), None),
+    ],
+    ids=["chosen", "no-engine", "docker"],
+)
+def test_the_weaker_sandbox_note_says_why_it_was_used(spec, note):
+    assert spec.note == note
