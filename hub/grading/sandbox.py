@@ -849,7 +849,7 @@ def remove_abandoned_folders(temp: Path | None = None) -> list[Path]:
     removed = []
     for folder in Path(temp or tempfile.gettempdir()).glob(f"{PROCESS_FOLDER_PREFIX}*-*"):
         owner = folder.name[len(PROCESS_FOLDER_PREFIX) :].partition("-")[0]
-        if not owner.isdigit() or _process_exists(int(owner)):
+        if not owner.isdigit() or _process_alive(int(owner)):
             continue
         uid = None
         with contextlib.suppress(OSError):
@@ -860,16 +860,6 @@ def remove_abandoned_folders(temp: Path | None = None) -> list[Path]:
         log.warning("removed %s, left by a grading process that was killed", folder)
         removed.append(folder)
     return removed
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _clean_up(group: int | None, uid: int | None, tmp: Path) -> None:
