@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def labextension_path() -> str:
-    """Return the directory that holds the prebuilt JupyterLab extension `@learnhub/lab`.
+    """Return the directory that holds the prebuilt JupyterLab extension `@learnhub/lab`
+    (built from `labextension-src/` by `make labextension`, committed).
 
     JupyterLab lists `<dir>/@scope/name/package.json` and serves the files under the
     package's name, so the folder keeps the scoped layout.

@@ -3,6 +3,8 @@
 #   scripts/dev.sh run    start the hub with SQLite, local learner servers and the demo LMS
 #   scripts/dev.sh test   run the whole test suite (extra pytest arguments are passed on)
 #   scripts/dev.sh images build the learner, grader and hub images (needs a Docker engine; no registry)
+#   scripts/dev.sh labextension  rebuild extensions/labextension from its TypeScript source
+#                 (npm ci from the lockfile, tsc, JupyterLab's builder); commit the result
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,8 +71,18 @@ case "${1:-}" in
         install test
         exec "$VENV/bin/learnhub" images build --no-pull --hub "$@"
         ;;
+    labextension)
+        shift
+        install hub
+        # jupyter-builder, the builder's Python side, comes with jupyterlab in the venv.
+        cd extensions/labextension-src
+        if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+            npm ci --no-audit --no-fund
+        fi
+        PATH="$PWD/../../$VENV/bin:$PATH" exec npm run build
+        ;;
     *)
-        echo "usage: scripts/dev.sh run|test|images [args]" >&2
+        echo "usage: scripts/dev.sh run|test|images|labextension [args]" >&2
         exit 2
         ;;
 esac

@@ -36,7 +36,11 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 PACKAGE_DIR = Path(learnhub_singleuser.__file__).parent
 SHIPPED_CONFIG = PACKAGE_DIR / "jupyter_server_config.d" / "learnhub_singleuser.json"
 LAB_EXTENSION = Path(labextension_path(), "@learnhub", "lab")
-REMOTE_ENTRY = "static/remoteEntry.learnhub.js"
+# Built from extensions/labextension-src by JupyterLab's builder, which names the remote entry
+# after its content and records that name in the built package.json.
+REMOTE_ENTRY = json.loads((LAB_EXTENSION / "package.json").read_text())["jupyterlab"]["_build"][
+    "load"
+]
 
 ORIGINS = "https://canvas.example.edu http://127.0.0.1:8001"
 FRAME_ANCESTORS = "frame-ancestors 'self' https://canvas.example.edu http://127.0.0.1:8001"
@@ -255,12 +259,24 @@ def test_labextension_is_listed_and_served(fetch, token):
         }
     ]
 
-    # Served without credentials, as the browser's <script> tag asks for it.
+    # Served without credentials, as the browser's <script> tags ask for them: the remote
+    # entry and the chunk it loads, which holds the extension's code.
+    assert re.fullmatch(r"static/remoteEntry\.[0-9a-f]+\.js", REMOTE_ENTRY)
     js = fetch("lab", "extensions", "@learnhub", "lab", *REMOTE_ENTRY.split("/")).body.decode()
     assert js == (LAB_EXTENSION / REMOTE_ENTRY).read_text()
-    assert "window._JUPYTERLAB[NAME]" in js
-    assert "window.history.replaceState(" in js
-    assert "drive.getDownloadUrl = function" in js
+    # The container registers itself where JupyterLab's bootstrap looks for it.
+    assert '(_JUPYTERLAB=void 0===_JUPYTERLAB?{}:_JUPYTERLAB)["@learnhub/lab"]=' in js
+    chunks = [
+        p for p in (LAB_EXTENSION / "static").glob("*.js") if p.name != Path(REMOTE_ENTRY).name
+    ]
+    served = [
+        fetch("lab", "extensions", "@learnhub", "lab", "static", p.name).body.decode()
+        for p in chunks
+    ]
+    assert served == [p.read_text() for p in chunks]
+    code = "".join(served)
+    assert "window.history.replaceState(" in code
+    assert ".getDownloadUrl=" in code
 
 
 def test_token_is_not_logged(fetch, token, caplog):
@@ -272,11 +288,56 @@ def test_token_is_not_logged(fetch, token, caplog):
 
 # --- the labextension's code, run in Node.js ------------------------------------------------
 
-NODE_HARNESS = r"""
+# What a browser does with the built extension's scripts: the remote entry runs at the top
+# level (JupyterLab's bootstrap adds its <script>), and the chunks it asks for by adding a
+# <script> to document.head run when "fetched" from the static folder, then fire onload.
+SCRIPT_LOADER = r"""
+const fs = require('fs');
+const path = require('path');
+const vm = require('vm');
+globalThis.self = globalThis;
+const STATIC_URL = 'http://127.0.0.1:8888/user/learner/lab/extensions/@learnhub/lab/static/';
+function runScript(file) {
+  vm.runInThisContext(fs.readFileSync(file, 'utf8'), { filename: file });
+}
+function scriptElement() {
+  const attributes = {};
+  return {
+    tagName: 'SCRIPT',
+    setAttribute: (name, value) => { attributes[name] = value; },
+    getAttribute(name) { return name === 'src' ? this.src : attributes[name]; },
+  };
+}
+const scriptDom = {
+  currentScript: null,
+  getElementsByTagName: () => [],
+  createElement: scriptElement,
+  head: {
+    appendChild: element => setTimeout(() => {
+      const name = new URL(element.src).pathname.split('/').pop();
+      runScript(path.join(staticDir, name));
+      element.onload({ type: 'load', target: element });
+    }),
+  },
+};
+let staticDir = null;
+function loadRemoteEntry(entry) {
+  staticDir = path.dirname(entry);
+  document.currentScript = { ...scriptElement(), src: STATIC_URL + path.basename(entry) };
+  runScript(entry);
+  document.currentScript = null;
+  return globalThis._JUPYTERLAB['@learnhub/lab'];
+}
+"""
+
+NODE_HARNESS = (
+    SCRIPT_LOADER
+    + r"""
 const [entry, href, token] = process.argv.slice(2);
 const replaced = [];
 const opened = [];
 globalThis.document = {
+  ...scriptDom,
   getElementById: id => (id === 'jupyter-config-data'
     ? { textContent: JSON.stringify({ hubPrefix: '/hub/', hubHost: '' }) } : null),
 };
@@ -288,17 +349,23 @@ globalThis.window = {
   get localStorage() { throw new Error('SecurityError: Access is denied for this document.'); },
   get sessionStorage() { throw new Error('SecurityError: Access is denied for this document.'); },
 };
-require(entry);
-window.localStorage.setItem('kept', 'in memory');
+const container = loadRemoteEntry(entry);
 const base = 'http://127.0.0.1:8888/user/learner/files/';
 const drive = {
   serverSettings: { token },
   getDownloadUrl: path => Promise.resolve(base + encodeURI(path) + '?_xsrf=x'),
 };
 (async () => {
-  const container = window._JUPYTERLAB['@learnhub/lab'];
-  await container.init({});
+  // JupyterLab shares its @jupyterlab/application; the module takes the Router from it.
+  class Router { navigate() {} reload() {} }
+  await container.init({
+    '@jupyterlab/application': {
+      '4.6.6': { get: () => Promise.resolve(() => ({ Router })), from: 'jupyterlab' },
+    },
+  });
+  // As JupyterLab's index.js: the module is evaluated before any plugin is activated.
   const module = (await container.get('./extension'))();
+  window.localStorage.setItem('kept', 'in memory');
   class KernelSpecManager {
     get specs() {
       return { default: 'python3', kernelspecs: { python3: { name: 'python3', resources: {
@@ -315,7 +382,7 @@ const drive = {
   }
   const privacy = commands.get('learnhub:open-privacy-policy');
   privacy.execute();
-  const missing = await container.get('./index').catch(e => e.message);
+  const missing = await container.get('./mimeExtension').catch(e => e.message);
   console.log(JSON.stringify({
     esModule: module.__esModule,
     plugins: module.default.map(p => [p.id, p.autoStart]),
@@ -330,6 +397,7 @@ const drive = {
   }));
 })().catch(e => { console.error(e); process.exit(1); });
 """
+)
 
 LAB_URL = "http://127.0.0.1:8888/user/learner/lab/tree/a.ipynb"
 FILES_URL = "http://127.0.0.1:8888/user/learner/files/images/cat%201.png?_xsrf=x"
@@ -384,15 +452,18 @@ def test_labextension_in_node(tmp_path, href, token, replaced_url, download):
     logo = "/user/learner/kernelspecs/python3/logo-64x64.png"
     assert result["logo"] == (f"http://127.0.0.1:8888{logo}?token={token}" if token else logo)
     assert result["storage"] == "in memory"
-    assert "./index" in result["missing"]
+    assert "./mimeExtension" in result["missing"]
 
 
 # JupyterLab's Router (packages/application/src/router.ts) as far as the extension relies on
 # it: a hard navigation pushes the URL and reloads the page; reload() reloads it.
-ROUTER_HARNESS = r"""
+ROUTER_HARNESS = (
+    SCRIPT_LOADER
+    + r"""
 const [entry, configJson, href, actionsJson] = process.argv.slice(2);
 const calls = [];
 globalThis.document = {
+  ...scriptDom,
   getElementById: id => (id === 'jupyter-config-data' ? { textContent: configJson } : null),
 };
 const location = new URL(href);
@@ -424,17 +495,17 @@ class OlderRouter {
   reload() { calls.push(['older']); }
 }
 const olderNavigate = OlderRouter.prototype.navigate;
-require(entry);
+const container = loadRemoteEntry(entry);
 (async () => {
-  const container = window._JUPYTERLAB['@learnhub/lab'];
   // Two versions shared: JupyterLab's singletons are the newest.
   await container.init({
     '@jupyterlab/application': {
-      '4.6.10': { get: () => Promise.resolve(() => ({ Router })) },
-      '4.6.9': { get: () => Promise.resolve(() => ({ Router: OlderRouter })) },
+      '4.6.10': { get: () => Promise.resolve(() => ({ Router })), from: 'jupyterlab' },
+      '4.6.9': { get: () => Promise.resolve(() => ({ Router: OlderRouter })), from: 'other' },
     },
   });
-  await container.get('./extension');
+  // As JupyterLab's index.js: get the module's factory, then evaluate it.
+  (await container.get('./extension'))();
   const router = new Router('/user/learner/');
   for (const [method, ...args] of JSON.parse(actionsJson)) {
     router[method](...args);
@@ -445,6 +516,7 @@ require(entry);
   }));
 })().catch(e => { console.error(e); process.exit(1); });
 """
+)
 
 ORIGIN = "http://127.0.0.1:8888"
 TOKEN_SESSION = {"token": "T1", "appendToken": "true", "baseUrl": "/user/learner/"}
