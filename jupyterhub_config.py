@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from learnhub.config import apply_config, gather_facts
+from learnhub.db import SchemaError
 from learnhub.settings import SettingsError, init_state, load_settings
 
 try:
@@ -11,6 +12,8 @@ try:
     # Starting the hub is the step that makes the state directory and its keys.
     init_state(settings)
     apply_config(c, settings, gather_facts(settings))  # noqa: F821 (JupyterHub provides c)
+except SchemaError as e:
+    sys.exit(f"LearnHub cannot start: {e}")
 except SettingsError as e:
     sys.exit(f"LearnHub cannot start, invalid settings: {e}")
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.orm import UserInfo
 from sqlalchemy import delete
@@ -13,6 +11,7 @@ from traitlets import Bool, Bytes, Integer, Unicode, default
 
 from . import identity
 from .courses.hub import course_handlers
+from .keys import auth_state_key
 from .lti11.handlers import LAUNCH_PATH as LTI11_LAUNCH
 from .lti11.handlers import LTI11LaunchHandler
 from .lti13 import handlers as lti13
@@ -22,13 +21,6 @@ from .privacy.bulk import bulk_handlers
 from .privacy.handlers import privacy_handlers
 from .store import Store
 from .upstream import use_auth_state_key
-
-
-def auth_state_key(crypt_key: bytes) -> bytes:
-    """The key JupyterHub encrypts auth state with, derived so no key serves two purposes."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"jupyterhub-auth-state"
-    ).derive(crypt_key)
 
 
 class LearnHubAuthenticator(NativeAuthenticator):

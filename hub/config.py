@@ -17,6 +17,7 @@ from traitlets.log import get_logger
 
 from .addresses import connect_address
 from .courses.config import update_courses, update_grading
+from .db import upgrade_at_start
 from .privacy.analytics import Analytics
 from .privacy.config import update_privacy, update_tls
 from .privacy.service import service_token
@@ -158,9 +159,11 @@ class Facts:
 def gather_facts(settings: Settings, log=None) -> Facts:
     """Ask the database, the Docker engine and the state directory what apply_config needs.
 
-    Also what must be in place before the hub starts: the learners' network when containers
-    will use it (idempotent), and the analytics tables rolled over to today.
+    Also what must be in place before the hub starts: LearnHub's tables at this version's
+    schema (SQLite upgraded, PostgreSQL checked: learnhub.db.migrate), the learners' network
+    when containers will use it (idempotent), and the analytics tables rolled over to today.
     """
+    upgrade_at_start(settings.database_url)
     origins = set(Store(settings.database_url, settings.crypt_key).frame_origins())
     if settings["privacy"]["analytics"]:
         # Now rather than at the first request: the tables exist once the hub answers, and

@@ -619,6 +619,8 @@ SECRET_ENV = {
     "crypt_key": "LEARNHUB_CRYPT_KEY",
     "pseudonym_key": "LEARNHUB_PSEUDONYM_KEY",
 }
+# The retention service's hub API token (the CLI acts with it too), made by init_state.
+RETENTION_TOKEN_FILE = "retention-service-token"  # noqa: S105 (a file name, not a secret)
 
 
 class SettingsError(ValueError):
@@ -757,10 +759,12 @@ def init_state(settings: Settings) -> list[Path]:
     files); what exists is kept. The files made."""
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     made = []
-    for name in SECRET_ENV:
-        if _secret_from_environment(name, settings.environ) is not None:
-            continue
-        path = settings.state_dir / f"{name}.hex"
+    wanted = [
+        settings.state_dir / f"{name}.hex"
+        for name in SECRET_ENV
+        if _secret_from_environment(name, settings.environ) is None
+    ]
+    for path in [*wanted, settings.state_dir / RETENTION_TOKEN_FILE]:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

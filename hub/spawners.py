@@ -11,20 +11,19 @@ from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
-from docker.utils import kwargs_from_env
 from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
 from traitlets import Bool, HasTraits, Integer, TraitError, Unicode, default, validate
 
 from .courses.coursedir import course_of_grader
+from .docker_engine import docker_client
 from .settings import Settings, SettingsError
 
 # Labels on every Docker object made for a learner, so erasure finds them all.
 USER_LABEL = "org.learnhub.user"
 ROLE_LABEL = "org.learnhub.role"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
-ENGINE_TIMEOUT = 10
 # How long delete_forever waits for a container the engine is still removing.
 REMOVAL_TIMEOUT = 30
 LOOPBACK_IPS = {"127.0.0.1", "localhost", "::1"}
@@ -267,11 +266,6 @@ def isolation_problems(container: Mapping[str, Any], expected: Isolation) -> lis
 
 
 # I/O: the Docker engine
-
-
-def docker_client(timeout: float = ENGINE_TIMEOUT) -> docker.APIClient:
-    """A client for the engine DockerSpawner uses ($DOCKER_HOST or the local socket)."""
-    return docker.APIClient(version="auto", timeout=timeout, **kwargs_from_env())
 
 
 def engine_status(images: Iterable[str]) -> EngineStatus:

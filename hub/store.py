@@ -10,8 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import (
     Boolean,
     Float,
@@ -19,17 +17,14 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    create_engine,
     delete,
-    event,
     select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-
-class Base(DeclarativeBase):
-    pass
+from .db import Base, engine_for, ensure_schema
+from .keys import store_key
 
 
 class Consumer(Base):
@@ -186,10 +181,7 @@ class Cipher:
     """Authenticated encryption of stored secrets with a key derived from the crypt key."""
 
     def __init__(self, crypt_key: bytes):
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"learnhub-store"
-        ).derive(crypt_key)
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._fernet = Fernet(base64.urlsafe_b64encode(store_key(crypt_key)))
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -219,11 +211,10 @@ class Store:
     """Every read and write of LearnHub's own tables goes through here."""
 
     def __init__(self, url: str, crypt_key: bytes):
-        self.engine = create_engine(url, future=True, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        # The process's one engine for the URL; its schema checked (or made) once, not per Store.
+        self.engine = engine_for(url)
+        ensure_schema(self.engine)
         self.cipher = Cipher(crypt_key)
-        Base.metadata.create_all(self.engine)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -544,12 +535,3 @@ class Store:
             ).rowcount
             s.commit()
             return dropped
-
-
-def _sqlite_pragmas(dbapi_connection, _record):
-    cursor = dbapi_connection.cursor()
-    # Deleted rows are overwritten, so expired secrets cannot be read back from the file.
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()

@@ -7,10 +7,12 @@ import sys
 from typing import Any
 
 from ..service_environment import service_environment
+from ..service_names import COURSE_ACCESS_SCOPE as ACCESS_SCOPE
+from ..service_names import COURSE_SERVICE as SERVICE_NAME
+from ..service_names import GRADING_SERVICE as GRADING
 from ..services import _current, _with_entry
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from .hub import COURSES_SETTINGS_KEY
-from .service import ACCESS_SCOPE, SERVICE_NAME
 
 # The uid of the learner image's user, who owns a course directory its grader server writes.
 CONTAINER_UID = 1000
@@ -81,12 +83,8 @@ def update_grading(c, settings: Settings, *, connect_ip: str, containers: bool) 
     It needs nothing of the hub API but to recognise callers' tokens, so it has no role.
     Grader servers call it (formgrader's autograde button), so their tokens may too.
     """
-    from ..grading.service import SERVICE_NAME as GRADING
-
     grading = settings["grading"]
     if grading["notebook_timeout"] < grading["cell_timeout"]:
-        from ..settings import SettingsError
-
         raise SettingsError(
             "'grading.notebook_timeout' must be at least 'grading.cell_timeout' "
             f"({grading['cell_timeout']})"

@@ -24,7 +24,9 @@ from nbgrader.api import Gradebook, MissingEntry
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from ..grading.queue import GradingQueue
 from ..service_environment import listen_address
+from ..service_names import COURSE_SERVICE as SERVICE_NAME
 from ..settings import load_settings
 from ..stopping import skip_exit_collection, stop_signal
 from ..store import Store
@@ -38,8 +40,6 @@ from .exchange import (
     Submission,
 )
 
-SERVICE_NAME = "learnhub-courses"
-ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 # The one answer to a call someone may not make, whether or not the thing exists.
 NOT_ALLOWED = "You are not allowed to do this in this course."
 IDENTITY_TTL = 60.0
@@ -419,8 +419,6 @@ def service_from_environment(environ=os.environ) -> tuple[CourseService, str, in
     )
     # Each kept submission goes into the grading queue (the grading service's workers
     # take it from there; the queue lives in the platform database).
-    from ..grading.queue import GradingQueue
-
     queue = GradingQueue(service.store)
     service.on_submission.append(
         lambda s: queue.enqueue(s.course_id, s.assignment_id, s.student, s.id, s.timestamp)

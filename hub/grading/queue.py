@@ -134,7 +134,6 @@ class GradingQueue:
     def __init__(self, store: Store, *, lease_s: float = 900.0):
         self.store = store
         self.lease_s = lease_s
-        Base.metadata.create_all(store.engine, tables=[GradingJob.__table__])
 
     def enqueue(
         self,

@@ -39,8 +39,10 @@ from tornado import web
 from ..courses.coursedir import CourseDirectories
 from ..courses.exchange import ExchangeStore, replace_folder
 from ..courses.service import NOT_ALLOWED, TokenIdentities, role_in
+from ..docker_engine import docker_client
 from ..passback import GradeOutbox, run_outbox
 from ..service_environment import API_MAX_BODY_SIZE, listen_address
+from ..service_names import GRADING_SERVICE as SERVICE_NAME
 from ..settings import load_settings
 from ..stopping import skip_exit_collection, stop_signal
 from ..store import Base, Store
@@ -49,7 +51,6 @@ from .autograde import AutogradeError, autograde_submission, load_course_config
 from .queue import GradingQueue, Job, JobState
 from .sandbox import DEFAULT_IMAGE, DockerSandbox, Limits, ProcessSandbox, SandboxError
 
-SERVICE_NAME = "learnhub-grading"
 FEEDBACK_MODES = ("manual", "auto")
 # Why the process sandbox graded, as SandboxSpec.why says it, for the note on each job.
 NO_ENGINE = "no Docker engine answers on this machine"
@@ -239,8 +240,6 @@ def new_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _engine_answers() -> bool:
-    from ..spawners import docker_client
-
     try:
         docker_client(timeout=5).ping()
         return True
@@ -264,9 +263,6 @@ class GradingService:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self):
-        Base.metadata.create_all(
-            self.store.engine, tables=[GradeSnapshot.__table__, FeedbackMode.__table__]
-        )
         self.pool = new_pool(self.workers)
         self._sync_lock = threading.Lock()
 

@@ -233,7 +233,6 @@ class GradeOutbox:
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         self._tokens: dict[tuple, tuple[str, float]] = {}
         self._lineitems: dict[tuple[str, str], str] = {}
-        Base.metadata.create_all(store.engine, tables=[OutboxGrade.__table__])
 
     # ------------------------------------------------------------ queue
 

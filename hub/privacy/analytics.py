@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Integer, String, create_engine, delete, event, func, select
+from sqlalchemy import Integer, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from learnhub_singleuser.tracking import request_refuses_tracking
 
+from ..db import Base, engine_for, ensure_schema
+from ..keys import analytics_key
 from ..upstream import response_content_type
 
 log = logging.getLogger(__name__)
@@ -34,10 +32,6 @@ METRICS = (LAUNCHES, ACTIVE_LEARNERS, SERVER_STARTS, PAGE_VIEWS)
 KEY_LENGTH = 255
 # Where handlers find the hub's Analytics: a key of JupyterHub.tornado_settings.
 SETTINGS_KEY = "learnhub_analytics"
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class DailyCount(Base):
@@ -75,13 +69,6 @@ def utc_day(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
 
 
-def analytics_key(crypt_key: bytes) -> bytes:
-    """The key of the daily learner hashes, derived so no key serves two purposes."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"learnhub-analytics-learners"
-    ).derive(crypt_key)
-
-
 def learner_digest(key: bytes, day: str, learner: str) -> str:
     """A learner's hash for one day: equal within the day, unrelated across days.
 
@@ -103,10 +90,8 @@ class Analytics:
 
     @cached_property
     def engine(self):
-        engine = create_engine(self.database_url, future=True, pool_pre_ping=True)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(engine)
+        engine = engine_for(self.database_url)
+        ensure_schema(engine)
         return engine
 
     def today(self) -> str:
@@ -206,14 +191,6 @@ class Analytics:
             return s.scalar(select(func.count()).select_from(ActiveLearner)) or 0
 
 
-def _sqlite_pragmas(dbapi_connection, _record):
-    cursor = dbapi_connection.cursor()
-    # Deleted learner hashes are overwritten in the file, not just unlinked.
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-
-
 # Where the hub calls in: a launch, a spawn, a finished request.
 
 
@@ -305,36 +282,3 @@ class ServerStartCounter:
             analytics = self.analytics or hub_analytics(spawner.authenticator)
             record_safely("server start", analytics.record_server_start)
         return result
-
-
-# learnhub analytics
-
-
-def cmd_analytics(settings, args) -> int:
-    analytics = Analytics(settings.database_url, settings.crypt_key)
-    if not settings["privacy"]["analytics"]:
-        print("privacy.analytics is false: nothing is counted.", file=sys.stderr)
-    analytics.roll_over()
-    print("day\tmetric\tkey\tcount")
-    for row in analytics.counts(since=args.since):
-        print(f"{row.day}\t{row.metric}\t{row.key or '-'}\t{row.count}")
-    return 0
-
-
-def _day(value: str) -> str:
-    try:
-        return time.strftime("%Y-%m-%d", time.strptime(value, "%Y-%m-%d"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-09-01") from None
-
-
-def add_commands(subparsers) -> None:
-    """Add `analytics` to the `learnhub` command's subparsers."""
-    p = subparsers.add_parser(
-        "analytics",
-        help="print the daily counts (launches, distinct learners, server starts, page views)",
-        description="Print LearnHub's first-party daily counts, UTC days, tab-separated: "
-        f"{', '.join(METRICS)}. Today's distinct learners are counted so far.",
-    )
-    p.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="only days from this one on")
-    p.set_defaults(func=cmd_analytics)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import func, inspect, select, text
 
+from ..db import engine_for
+from ..docker_engine import docker_client
+from ..service_names import RETENTION_SERVICE
 from ..settings import Settings
+from ..spawners import USER_LABEL
+from ..store import CourseRecord, Enrollment
 from . import analytics as stats
+from .service import service_port
 
 # Fewer than this many people in a cell could point at someone: such counts print as "<5".
 SMALL_COUNT = 5
@@ -103,8 +107,6 @@ def _scalar(connection, sql: str) -> int:
 def docker_home_volumes() -> tuple[int, int] | None:
     """(volumes, bytes) of learners' home volumes, or None without a Docker engine."""
     try:
-        from ..spawners import USER_LABEL, docker_client
-
         client = docker_client()
         try:
             volumes = client.df().get("Volumes") or []
@@ -117,7 +119,7 @@ def docker_home_volumes() -> tuple[int, int] | None:
 
 
 def accounting_report(settings: Settings) -> str:
-    engine = create_engine(settings.database_url, future=True)
+    engine = engine_for(settings.database_url)
     tables = set(inspect(engine).get_table_names())
     lines = []
     with engine.connect() as connection:
@@ -140,21 +142,22 @@ def accounting_report(settings: Settings) -> str:
         lines.append(_table("accounts", ["what", "count"], people))
 
         courses: list[Row] = []
-        if "learnhub_courses" in tables:
-            courses.append(
-                Row("courses", (_scalar(connection, "SELECT count(*) FROM learnhub_courses"),))
-            )
-        if "learnhub_enrollments" in tables:
+        course, enrollment = CourseRecord.__table__, Enrollment.__table__
+        if course.name in tables:
+            count = connection.scalar(select(func.count()).select_from(course))
+            courses.append(Row("courses", (count,)))
+        if enrollment.name in tables:
+            role = enrollment.c.role
             by_role = connection.execute(
-                text("SELECT role, count(*) FROM learnhub_enrollments GROUP BY role ORDER BY role")
+                select(role, func.count()).group_by(role).order_by(role)
             ).all()
             courses += [Row(f"enrollments as {role}", (n,)) for role, n in by_role]
         lines.append(_table("courses and enrollments", ["what", "count"], courses))
 
         storage = []
         titles = {}
-        if "learnhub_courses" in tables:
-            titles = dict(connection.execute(text("SELECT id, title FROM learnhub_courses")).all())
+        if course.name in tables:
+            titles = dict(connection.execute(select(course.c.id, course.c.title)).all())
     for course in sorted((settings.state_dir / "courses").glob("*")):
         if course.is_dir():
             files, size = folder_size(course)
@@ -184,7 +187,6 @@ def accounting_report(settings: Settings) -> str:
         Row("images", (", ".join(spawner["images"]),)),
     ]
     lines.append(_table("container limits", ["what", "value"], limits))
-    engine.dispose()
     return "\n\n".join(lines)
 
 
@@ -192,7 +194,7 @@ def accounting_report(settings: Settings) -> str:
 
 
 def support_report(settings: Settings, http=requests) -> str:
-    engine = create_engine(settings.database_url, future=True)
+    engine = engine_for(settings.database_url)
     tables = set(inspect(engine).get_table_names())
     lines = []
     servers = []
@@ -226,8 +228,6 @@ def support_report(settings: Settings, http=requests) -> str:
     else:
         lines.append("# grade passback outbox\n(no outbox table: grade passback has not run)")
 
-    from .service import RETENTION_SERVICE, service_port
-
     checks = [
         ("hub", f"{settings.public_url}/hub/health"),
         (
@@ -247,36 +247,4 @@ def support_report(settings: Settings, http=requests) -> str:
             detail = f"no answer ({type(e).__name__})"
         health.append(Row(name, (detail,)))
     lines.append(_table("services", ["service", "health"], health))
-    engine.dispose()
     return "\n\n".join(lines)
-
-
-def cmd_report(settings: Settings, args) -> int:
-    if args.kind == "usage":
-        print(usage_report(settings, args.since))
-    elif args.kind == "accounting":
-        print(accounting_report(settings))
-    else:
-        print(support_report(settings))
-    generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(
-        f"\n(generated {generated}; aggregate figures only: LearnHub has no report or "
-        "endpoint about one learner)",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    """Add `report` to the `learnhub` command's subparsers."""
-    p = subparsers.add_parser(
-        "report",
-        help="aggregate system statistics: usage, accounting or support",
-        description="Aggregate figures the privacy policy allows: usage (launches, distinct "
-        "learners, server starts, page views per day), accounting (accounts, courses, "
-        "enrollments by role, storage, container limits) or support (servers, grade "
-        "passback outbox, service health). Nothing in them is about one learner.",
-    )
-    p.add_argument("kind", choices=["usage", "accounting", "support"])
-    p.add_argument("--since", help="usage: only days from this one on (YYYY-MM-DD)")
-    p.set_defaults(func=cmd_report)

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
@@ -26,7 +25,9 @@ from traitlets.config import Application
 
 from ..addresses import connect_address
 from ..service_environment import API_MAX_BODY_SIZE, service_environment
-from ..settings import Settings, load_settings
+from ..service_names import RETENTION_SERVICE
+from ..settings import RETENTION_TOKEN_FILE as TOKEN_FILE
+from ..settings import Settings, SettingsError, load_settings
 from ..stopping import skip_exit_collection, stop_signal
 from ..store import STAFF_ROLES, Store
 from .config import configured
@@ -43,8 +44,6 @@ from .erasure import (
 )
 from .retention import RetentionPolicy, check_retention, hub_db_kwargs, sweep
 
-RETENTION_SERVICE = "learnhub-retention"
-TOKEN_FILE = "retention-service-token"  # noqa: S105 (a file name, not a secret)
 # How long a stopping service waits for a sweep under way before it leaves the rest to the next.
 SWEEP_STOP_S = 3.0
 # Where a learner's server finds the service (the hub sets it in the server's environment).
@@ -76,17 +75,16 @@ RETENTION_SCOPES = (
 
 
 def service_token(state_dir: Path) -> str:
-    """The service's hub API token, made on first use (0600); the CLI acts with it too."""
+    """The service's hub API token (0600, made by `learnhub init`); the CLI acts with it too.
+    Reading it writes nothing."""
     path = state_dir / TOKEN_FILE
-    if not path.exists():
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise SettingsError(
+            f"{path} does not exist: this is not a LearnHub state directory yet. Run "
+            "`learnhub init` to make one here (`learnhub run` does)"
+        ) from None
 
 
 def service_port(settings: Settings) -> int:

@@ -205,7 +205,7 @@ class Site:
             [
                 sys.executable,
                 "-m",
-                "learnhub.privacy.breach",
+                "learnhub.cli",
                 "notify-breach",
                 "--incident",
                 str(self.incident_file),

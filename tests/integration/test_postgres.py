@@ -23,7 +23,14 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
+from learnhub.db import VERSION_TABLE, head_revision
+from learnhub.db.migrate import POSTGRES_LOCK
 from learnhub.demo.lms import DemoLMS, tool_urls
+from tests.integration.test_db_migrations import (
+    LEARNHUB,
+    assert_migrated_intact,
+    make_pre_alembic_database,
+)
 from tests.support import (
     REPO,
     Hub,
@@ -293,6 +300,42 @@ def test_both_schemas_live_in_postgresql(hub, postgres_database):
     # Nothing fell back to SQLite in the state directory.
     assert sorted(p.name for p in hub.state_dir.glob("*.sqlite*")) == []
     assert postgres_database.password not in hub.log_path.read_text()
+
+
+def test_upgrade_db_keeps_every_row_of_a_database_made_before_migrations(postgres_server, tmp_path):
+    """tests/fixtures/pre_alembic on PostgreSQL, upgraded by `learnhub upgrade-db` while
+    another upgrade holds LearnHub's migration lock: it waits, then keeps every row."""
+    with new_database(postgres_server) as database:
+        user = f"{database.user}:{database.password}"
+        url = f"postgresql+psycopg://{user}@{database.host}:{database.port}/{database.name}"
+        hub_revision = make_pre_alembic_database(url)
+        config = tmp_path / "learnhub.yaml"
+        write_settings(config, "http://127.0.0.1:8000", database={"url": database.url})
+        env = {
+            **os.environ,
+            "LEARNHUB_CONFIG": str(config),
+            "LEARNHUB_STATE_DIR": str(tmp_path),
+            "PGPASSWORD": database.password,
+        }
+        with database.connect() as holder:
+            holder.execute("select pg_advisory_xact_lock(%s)", (POSTGRES_LOCK,))
+            upgrading = subprocess.Popen(
+                [LEARNHUB, "upgrade-db"], env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            waiting = "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+            deadline = time.monotonic() + 60
+            while database.query(waiting) != [(1,)]:
+                assert upgrading.poll() is None, upgrading.communicate()
+                assert time.monotonic() < deadline, "learnhub upgrade-db never asked for the lock"
+                time.sleep(0.2)
+            assert database.query("select to_regclass(%s)", VERSION_TABLE) == [(None,)]
+        # Leaving the block commits, which releases the lock.
+        stdout, stderr = upgrading.communicate(timeout=60)
+        assert upgrading.returncode == 0, stderr
+        assert f"now at revision {head_revision()}" in stdout
+        assert database.password not in stdout + stderr
+        assert_migrated_intact(url, hub_revision)
 
 
 # The hub image, run as deploy/compose runs it: in the host's network namespace, with the

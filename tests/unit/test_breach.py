@@ -8,7 +8,8 @@ import pytest
 from jupyterhub.crypto import CryptKeeper
 from traitlets.config import Config
 
-from learnhub.auth import auth_state_key
+from learnhub.cli.breach import add_commands, cmd_notify_breach
+from learnhub.keys import auth_state_key
 from learnhub.privacy.breach import (
     NO_ADDRESS,
     UNREADABLE,
@@ -20,9 +21,7 @@ from learnhub.privacy.breach import (
     Recipient,
     Report,
     Sender,
-    add_commands,
     build_message,
-    cmd_notify_breach,
     load_incident,
     parse_affected,
     parse_incident,

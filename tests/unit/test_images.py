@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from learnhub import __version__
+from learnhub.cli.images import add_commands, cmd_build
 from learnhub.images import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_PATH,
@@ -16,11 +17,9 @@ from learnhub.images import (
     AptSource,
     BaseStep,
     ImageBuildError,
-    add_commands,
     apt_settings_for_base,
     base_sources,
     build_network,
-    cmd_build,
     debootstrap_command,
     docker_tag,
     import_command,

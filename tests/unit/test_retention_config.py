@@ -2,6 +2,7 @@
 
 import sqlite3
 
+import pytest
 from traitlets.config import Config
 
 from learnhub.privacy.retention import SecureDeleteConnection, hub_db_kwargs
@@ -12,7 +13,7 @@ from learnhub.privacy.service import (
     service_token,
     update_retention_service,
 )
-from learnhub.settings import init_state, load_settings
+from learnhub.settings import SettingsError, init_state, load_settings
 
 
 def settings_in(tmp_path, text=""):
@@ -67,3 +68,19 @@ def test_hub_sqlite_connections_overwrite_deleted_rows(tmp_path):
     assert isinstance(connection, SecureDeleteConnection)
     assert connection.execute("PRAGMA secure_delete").fetchone() == (1,)
     assert hub_db_kwargs("postgresql://db/x", {}) == {}
+
+
+def test_reading_the_service_token_writes_nothing(tmp_path):
+    """`learnhub init` makes the token; a process that only reads it never mints one (two
+    processes minting at once could each hold a different token)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    with pytest.raises(SettingsError, match="learnhub init"):
+        service_token(state)
+    assert list(state.iterdir()) == []
+    settings = load_settings(environ={"LEARNHUB_STATE_DIR": str(state)})
+    made = init_state(settings)
+    assert state / "retention-service-token" in made
+    token = service_token(state)
+    assert len(token) == 64 and init_state(settings) == []
+    assert service_token(state) == token

@@ -59,7 +59,11 @@ def test_reading_settings_writes_nothing(tmp_path):
 def test_secrets_are_created_once_with_private_mode(tmp_path):
     env = {"LEARNHUB_STATE_DIR": str(tmp_path / "state")}
     made = init_state(load_settings(environ=env))
-    assert sorted(p.name for p in made) == ["crypt_key.hex", "pseudonym_key.hex"]
+    assert sorted(p.name for p in made) == [
+        "crypt_key.hex",
+        "pseudonym_key.hex",
+        "retention-service-token",
+    ]
     assert init_state(load_settings(environ=env)) == []
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     first = load_settings(environ=env)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from ..grading.queue import GradingQueue, JobState
+from ..grading.service import FEEDBACK_MODES, FeedbackMode
 from ..store import Store
-from .queue import GradingQueue, JobState
 
 
 def _queue(settings) -> GradingQueue:
@@ -44,10 +45,7 @@ def cmd_regrade(settings, args) -> int:
 
 
 def cmd_feedback(settings, args) -> int:
-    from .service import FEEDBACK_MODES, FeedbackMode
-
     store = Store(settings.database_url, settings.crypt_key)
-    FeedbackMode.__table__.create(store.engine, checkfirst=True)
     with store.session() as s:
         row = s.get(FeedbackMode, (args.course, args.assignment))
         if args.mode is None:

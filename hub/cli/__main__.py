@@ -1,0 +1,7 @@
+"""`python -m learnhub.cli ...`, the same as `learnhub ...`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

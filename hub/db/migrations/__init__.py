@@ -1,0 +1,1 @@
+"""Alembic migrations of LearnHub's tables; learnhub.db.migrate runs them."""

@@ -1,0 +1,1 @@
+"""One file per revision of LearnHub's tables, oldest first."""
