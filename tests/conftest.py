@@ -32,10 +32,11 @@ def hub(lms, tmp_path_factory):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if report.when == "call" and report.failed and "hub" in item.fixturenames:
-        instance = item.funcargs.get("hub")
-        if isinstance(instance, Hub):
-            report.sections.append(("hub log (last lines)", instance.log_tail()))
+    if report.when == "call" and report.failed:
+        # Every hub the test used (hub, course_hub, ...): CI keeps only what the run printed.
+        for name, instance in getattr(item, "funcargs", {}).items():
+            if isinstance(instance, Hub):
+                report.sections.append((f"{name} log (last lines)", instance.log_tail()))
     return report
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.api import Gradebook
+from alembic.script import ScriptDirectory
+from nbgrader.api import Gradebook, InvalidEntry
+from nbgrader.dbutil import ALEMBIC_DIR
 
 from ..store import EnrollmentInfo
 
@@ -59,6 +64,25 @@ def split_name(name: str | None) -> tuple[str | None, str | None]:
     return (first or None, last or None) if first else (None, last)
 
 
+@functools.cache
+def gradebook_revision() -> str:
+    """The revision nbgrader stamps a new gradebook with, read from its migrations in this
+    process: nbgrader runs `alembic heads` in a subprocess for each new gradebook, which
+    took 3 s of a course's first launch on a busy machine."""
+    return ScriptDirectory(ALEMBIC_DIR).get_current_head()
+
+
+def new_gradebook(path: Path, course_id: str) -> None:
+    """An nbgrader gradebook at `path` for `course_id`, as nbgrader makes one: its tables, its
+    alembic_version row at nbgrader's head, the course row."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (gradebook_revision(),))
+    # Gradebook sees a database (the version table) and creates the rest of nbgrader's tables.
+    with Gradebook(f"sqlite:///{path}", course_id=course_id):
+        pass
+
+
 @dataclass
 class CourseDirectories:
     """Where courses live: `<root>/<course id>/`, each an nbgrader course directory.
@@ -71,6 +95,10 @@ class CourseDirectories:
     root: Path
     template: Path | None = None
     owner_uid: int | None = None
+    # One writer of a course's students at a time in this process: two launches of a new
+    # learner at once both found no student and both inserted one (UNIQUE failed, 500).
+    _student_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _locks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_settings(cls, settings, environ) -> CourseDirectories:
@@ -118,8 +146,7 @@ class CourseDirectories:
             if config.is_file():
                 template_config = config.read_text()
         (staging / "source").mkdir(exist_ok=True)
-        with Gradebook(f"sqlite:///{staging / 'gradebook.db'}", course_id=course_id):
-            pass
+        new_gradebook(staging / "gradebook.db", course_id)
         # Written last and renamed into place: a half-made course never looks made.
         (staging / "nbgrader_config.py").write_text(nbgrader_config(course_id, template_config))
         self.give_to_owner(staging)
@@ -146,17 +173,28 @@ class CourseDirectories:
         for entry in [path, *path.rglob("*")]:
             os.lchown(entry, self.owner_uid, self.owner_uid)
 
+    def _students_lock(self, course_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._student_locks.setdefault(course_id, threading.Lock())
+
     def sync_students(self, course_id: str, enrollments: Iterable[EnrollmentInfo]) -> int:
         """Learners become gradebook students under their pseudonym; returns how many."""
         count = 0
-        with Gradebook(self.gradebook_url(course_id), course_id=course_id) as gradebook:
+        with (
+            self._students_lock(course_id),
+            Gradebook(self.gradebook_url(course_id), course_id=course_id) as gradebook,
+        ):
             for enrollment in enrollments:
                 if enrollment.is_staff:
                     continue
                 first, last = split_name(enrollment.name)
-                gradebook.update_or_create_student(
-                    enrollment.username, first_name=first, last_name=last, email=enrollment.email
-                )
+                details = {"first_name": first, "last_name": last, "email": enrollment.email}
+                try:
+                    gradebook.update_or_create_student(enrollment.username, **details)
+                except InvalidEntry:
+                    # Another process (formgrader, an autograde) added them in between:
+                    # nbgrader rolled back, and the student is there to update now.
+                    gradebook.update_or_create_student(enrollment.username, **details)
                 count += 1
         self.give_to_owner(self.path(course_id) / "gradebook.db")
         return count

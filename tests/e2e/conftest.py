@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Hub
+from tests.support import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -148,18 +148,6 @@ def journey(request):
     recorded = Journey(name)
     yield recorded
     request.node.user_properties.append(("steps", recorded.summary()))
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    """A failing test shows the log of each module hub it used (tests/conftest.py does `hub`)."""
-    report = yield
-    if report.when == "call" and report.failed:
-        for name in item.fixturenames:
-            instance = item.funcargs.get(name)
-            if name != "hub" and isinstance(instance, Hub):
-                report.sections.append((f"{name} log (last lines)", instance.log_tail()))
-    return report
 
 
 # Wall time of every browser test: printed at the end of the run and kept beside the
