@@ -95,9 +95,10 @@ class CourseDirectories:
     root: Path
     template: Path | None = None
     owner_uid: int | None = None
-    # One writer of a course's students at a time in this process: two launches of a new
-    # learner at once both found no student and both inserted one (UNIQUE failed, 500).
-    _student_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    # One maker and one writer of a course's students at a time in this process: two
+    # launches of a new learner at once both found no student and both inserted one (UNIQUE
+    # failed, 500), and six first launches of a course each built a gradebook of their own.
+    _course_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _locks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -125,6 +126,12 @@ class CourseDirectories:
 
     def ensure(self, course_id: str) -> bool:
         """Make the course directory and its gradebook if missing; True when made now."""
+        if self.exists(course_id):
+            return False
+        with self._lock(course_id):
+            return self._make(course_id)
+
+    def _make(self, course_id: str) -> bool:
         path = self.path(course_id)
         if self.exists(course_id):
             return False
@@ -173,15 +180,15 @@ class CourseDirectories:
         for entry in [path, *path.rglob("*")]:
             os.lchown(entry, self.owner_uid, self.owner_uid)
 
-    def _students_lock(self, course_id: str) -> threading.Lock:
+    def _lock(self, course_id: str) -> threading.Lock:
         with self._locks_lock:
-            return self._student_locks.setdefault(course_id, threading.Lock())
+            return self._course_locks.setdefault(course_id, threading.Lock())
 
     def sync_students(self, course_id: str, enrollments: Iterable[EnrollmentInfo]) -> int:
         """Learners become gradebook students under their pseudonym; returns how many."""
         count = 0
         with (
-            self._students_lock(course_id),
+            self._lock(course_id),
             Gradebook(self.gradebook_url(course_id), course_id=course_id) as gradebook,
         ):
             for enrollment in enrollments:

@@ -29,21 +29,23 @@ def alembic_on_path(monkeypatch):
     monkeypatch.setenv("PATH", os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
 
 
-def test_concurrent_first_launches_make_the_course_once(tmp_path):
+@pytest.mark.parametrize("processes", [1, 3], ids=["one-service", "three-processes"])
+def test_concurrent_first_launches_make_the_course_once(tmp_path, processes):
     """The launch's notice and formgrader's ensure ran at once, and one deleted the other's
-    half-written gradebook ("attempt to write a readonly database")."""
-    courses = CourseDirectories(tmp_path / "courses")
+    half-written gradebook ("attempt to write a readonly database"). Within one service the
+    course's lock makes it once; across processes, the first rename wins."""
+    writers = [CourseDirectories(tmp_path / "courses") for _ in range(processes)]
     start = threading.Barrier(3)
     results, errors = [], []
 
-    def make():
+    def make(courses):
         start.wait()
         try:
             results.append(courses.ensure(COURSE))
         except Exception as e:  # a failure must show up as a failure of the test
             errors.append(e)
 
-    threads = [threading.Thread(target=make) for _ in range(3)]
+    threads = [threading.Thread(target=make, args=(writers[i % processes],)) for i in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
