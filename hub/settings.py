@@ -747,11 +747,16 @@ def _secret(state_dir: Path, name: str, environ: Mapping[str, str]) -> bytes:
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
-        raise SettingsError(
-            f"{path} does not exist and {SECRET_ENV[name]} is not set: this is not a LearnHub "
-            "state directory yet. Run `learnhub init` to make one here (`learnhub run` does), "
-            "or point LEARNHUB_STATE_DIR at the existing one"
-        ) from None
+        raise missing_state(path, f" and {SECRET_ENV[name]} is not set") from None
+
+
+def missing_state(path: Path, unless: str = "") -> SettingsError:
+    """The error for a file of the state directory that is not there: none was made here."""
+    return SettingsError(
+        f"{path} does not exist{unless}: this is not a LearnHub state directory yet. Run "
+        "`learnhub init` to make one here (`learnhub run` does), or point LEARNHUB_STATE_DIR "
+        "at the existing one"
+    )
 
 
 def init_state(settings: Settings) -> list[Path]:

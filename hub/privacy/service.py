@@ -27,7 +27,7 @@ from ..addresses import connect_address
 from ..service_environment import API_MAX_BODY_SIZE, service_environment
 from ..service_names import RETENTION_SERVICE
 from ..settings import RETENTION_TOKEN_FILE as TOKEN_FILE
-from ..settings import Settings, SettingsError, load_settings
+from ..settings import Settings, load_settings, missing_state
 from ..stopping import skip_exit_collection, stop_signal
 from ..store import STAFF_ROLES, Store
 from .config import configured
@@ -81,10 +81,7 @@ def service_token(state_dir: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        raise SettingsError(
-            f"{path} does not exist: this is not a LearnHub state directory yet. Run "
-            "`learnhub init` to make one here (`learnhub run` does)"
-        ) from None
+        raise missing_state(path) from None
 
 
 def service_port(settings: Settings) -> int:
