@@ -17,6 +17,7 @@ from .courses import course_page_config_hook
 from .grader import grader_handlers, shorten_token_cache
 from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
 from .mydata import my_data_handlers
+from .mysubmissions import my_submissions_handlers
 from .staff_pages import secure_formgrader
 from .tracking import TrackingStatus, follow_do_not_track_sessions
 
@@ -127,6 +128,8 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
 
     # The learner's own data page: what is kept, one archive of it, erase now (see mydata).
     serverapp.web_app.add_handlers(".*$", my_data_handlers(serverapp.base_url))
+    # Their submissions and how each one's grading went, failures with why (mysubmissions).
+    serverapp.web_app.add_handlers(".*$", my_submissions_handlers(serverapp.base_url))
     # Before nbgrader's own, which would hide why (see course_service).
     serverapp.web_app.add_handlers(".*$", no_course_service_handlers(serverapp.base_url))
     if role == "grader":

@@ -8,33 +8,24 @@ access:services!service=learnhub-retention).
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
-import os
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyter_server.auth.decorator import allow_unauthenticated
-from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .cookieless import request_token
-from .headers import sent_from_this_site
-from .upstream import no_xsrf_cookie
+from .learner_pages import TEMPLATES, HubService, LearnerHandler, LearnerPage, script_json
 
 PATH = "learnhub/my-data"
 SERVICE_URL_ENV = "LEARNHUB_RETENTION_URL"
-TEMPLATES = Path(__file__).parent / "templates"
 # The person's files go in the archive under this folder; the stores' exports under "learnhub/".
 FILES_FOLDER = "files"
 CHUNK = 1 << 16
-MAX_FORM_BYTES = 16384
 
 
 def _hidden(relative: Path) -> bool:
@@ -53,68 +44,25 @@ def add_home_files(archive: zipfile.ZipFile, root: Path, folder: str = FILES_FOL
     return added
 
 
-class RetentionService:
+class RetentionService(HubService):
     """The hub's learnhub-retention service, as this server's user."""
-
-    def __init__(self, url: str, token: str, username: str):
-        self.url = url.rstrip("/") + "/"
-        self.token = token
-        self.username = username
 
     @classmethod
     def from_environment(cls) -> RetentionService:
-        url = os.environ.get(SERVICE_URL_ENV)
-        if not url:
-            raise web.HTTPError(503, "this server was not started by a LearnHub hub")
-        return cls(url, os.environ["JUPYTERHUB_API_TOKEN"], os.environ["JUPYTERHUB_USER"])
-
-    async def _fetch(self, path: str, method: str = "GET", body: Any = None) -> bytes:
-        request = HTTPRequest(
-            self.url + path,
-            method=method,
-            headers={"Authorization": f"token {self.token}"},
-            body=None if body is None else json.dumps(body),
-            allow_nonstandard_methods=True,
-            request_timeout=300,
-        )
-        try:
-            response = await AsyncHTTPClient().fetch(request)
-        except HTTPClientError as e:
-            raise web.HTTPError(
-                502, f"the data service answered {e.code}; please try again later"
-            ) from None
-        except OSError:
-            raise web.HTTPError(503, "the data service cannot be reached right now") from None
-        return response.body
+        return super().from_environment(SERVICE_URL_ENV, "data service")
 
     async def describe(self) -> dict[str, Any]:
-        return json.loads(await self._fetch(f"api/people/{self.username}"))
+        return json.loads(await self.fetch(f"api/people/{self.username}"))
 
     async def archive(self) -> bytes:
-        return await self._fetch(f"api/people/{self.username}/archive")
+        return await self.fetch(f"api/people/{self.username}/archive")
 
     async def erase(self) -> dict[str, Any]:
-        body = await self._fetch(
-            f"api/people/{self.username}", "DELETE", {"confirm": self.username}
-        )
+        body = await self.fetch(f"api/people/{self.username}", "DELETE", {"confirm": self.username})
         return json.loads(body or b"{}")
 
 
-class MyDataHandler(JupyterHandler):
-    """Base: token sessions only need no XSRF cookie; answers are never cached."""
-
-    def set_default_headers(self):
-        super().set_default_headers()
-        self.set_header("Cache-Control", "no-store")
-
-    async def prepare(self):
-        # Reading xsrf_token (an error page does) would set an _xsrf cookie; requests here
-        # carry the session's token, which skips XSRF checks, so none is needed.
-        no_xsrf_cookie(self)
-        result = super().prepare()
-        if inspect.isawaitable(result):
-            await result
-
+class MyDataHandler(LearnerHandler):
     @property
     def service(self) -> RetentionService:
         return RetentionService.from_environment()
@@ -124,60 +72,26 @@ class MyDataHandler(JupyterHandler):
         return Path(self.settings["server_root_dir"]).expanduser()
 
 
-class MyDataPage(MyDataHandler):
+class MyDataPage(LearnerPage, MyDataHandler):
     """/learnhub/my-data: what is kept about me, a download, and erase.
 
-    GET answers a request authenticated as usual (a token header, a direct login's cookie).
-    POST takes the session's token in the form body, which is how JupyterLab's Help > My
-    Data opens it in a new tab: the token never goes in the tab's address, its history or a
-    log. The page's script then uses it in headers only.
+    JupyterLab's Help > My Data posts the session's token to it (see learner_pages); the
+    page's script then uses the token in headers only.
     """
 
-    def check_xsrf_cookie(self):
-        # The POST is authenticated by the token in its body and must come from a page of
-        # this site; no cookie is involved.
-        if self.request.method != "POST":
-            super().check_xsrf_cookie()
-
-    @web.authenticated
-    async def get(self):
-        await self.render_page(request_token(self))
-
-    @allow_unauthenticated
-    async def post(self):
-        if len(self.request.body) > MAX_FORM_BYTES:
-            raise web.HTTPError(413, "This request is too large.")
-        if not sent_from_this_site(self.request.headers, self.request.host):
-            raise web.HTTPError(403, "Open My Data from JupyterLab's Help menu on this site.")
-        token = self.get_body_argument("token", "")
-        hub_auth = getattr(self.identity_provider, "hub_auth", None)
-        user = None
-        if token and hub_auth is not None:
-            user = await hub_auth.user_for_token(token, use_cache=False, sync=False)
-        if (
-            not user
-            or user.get("name") != os.environ.get("JUPYTERHUB_USER")
-            or not hub_auth.check_scopes(hub_auth.access_scopes, user)
-        ):
-            raise web.HTTPError(403, "Your session has expired: open the activity again.")
-        await self.render_page(token)
+    title = "My Data"
+    opened_from = "JupyterLab's Help menu"
 
     async def render_page(self, token: str) -> None:
         described = await self.service.describe()
-        environment = Environment(
-            loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"])
-        )
-        page = environment.get_template("learnhub-my-data.html").render(
+        self.finish_template(
+            "learnhub-my-data.html",
             username=self.service.username,
             stores=described.get("stores", {}),
             files=sum(1 for _ in _visible_files(self.root)),
             base=url_path_join(self.base_url, PATH),
-            session=json.dumps({"token": token, "username": self.service.username})
-            .replace("<", "\\u003c")
-            .replace(">", "\\u003e"),
+            session=script_json({"token": token, "username": self.service.username}),
         )
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(page)
 
 
 def _visible_files(root: Path):

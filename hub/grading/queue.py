@@ -306,11 +306,18 @@ class GradingQueue:
             s.commit()
 
     def jobs(
-        self, *, course_id: str | None = None, states: tuple[str, ...] = (), limit: int = 500
+        self,
+        *,
+        course_id: str | None = None,
+        student: str | None = None,
+        states: tuple[str, ...] = (),
+        limit: int = 500,
     ) -> list[Job]:
         query = select(GradingJob).order_by(GradingJob.enqueued.desc()).limit(limit)
         if course_id:
             query = query.where(GradingJob.course_id == course_id)
+        if student:
+            query = query.where(GradingJob.student == student)
         if states:
             query = query.where(GradingJob.state.in_(states))
         with self.store.session() as s:

@@ -63,6 +63,11 @@ NO_POINTS = (
     "This assignment is worth no points: nothing was sent to the LMS (give its test cells "
     "points in the source and grade again to send a score)."
 )
+SERVICE_FAILED = "The grading service failed on this submission"
+SERVICE_FAILED_FOR_LEARNER = (
+    "The grading service failed on this submission; your instructor sees why and can grade "
+    "it again."
+)
 # How often a job is taken again after an error of the grading service itself (not of the
 # learner's code) before it is marked failed.
 MAX_ATTEMPTS = 3
@@ -307,7 +312,7 @@ class GradingService:
         try:
             if job.attempts >= MAX_ATTEMPTS:
                 self.queue.finish(job, worker, JobState.FAILED, messages=[
-                    f"The grading service failed on this submission {job.attempts} times "
+                    f"{SERVICE_FAILED} {job.attempts} times "
                     f"({what}); see its log, then regrade."
                 ])  # fmt: skip
             else:
@@ -636,6 +641,62 @@ class FeedbackModeHandler(GradingHandler):
         self.send_json({"mode": mode})
 
 
+class MyGradingHandler(GradingHandler):
+    """GET api/me/grading: the caller's own submissions, newest first, and how each one's
+    grading went (a learner's server asks, with its own token, for its My Submissions page).
+    """
+
+    async def get(self):
+        if self.caller.is_service:
+            raise web.HTTPError(403, NOT_ALLOWED)
+        jobs = await asyncio.to_thread(
+            self.service.queue.jobs, student=self.caller.username, limit=MY_JOBS
+        )
+        courses = await asyncio.to_thread(self.service.store.courses)
+        titles = {c.id: c.title for c in courses}
+        self.send_json(
+            {"submissions": [learner_view(j, titles, self.service.sandbox.note) for j in jobs]}
+        )
+
+
+# The most submissions api/me/grading lists (nbgrader keeps every one; the page is for now).
+MY_JOBS = 200
+# What each state means to the learner who submitted.
+LEARNER_STATES = {
+    JobState.QUEUED: "Waiting to be graded",
+    JobState.RUNNING: "Being graded",
+    JobState.GRADED: "Graded automatically",
+    JobState.SUPERSEDED: "Not graded: a later submission of yours was graded instead",
+    JobState.FAILED: "Could not be graded",
+}
+
+
+def learner_view(job: Job, titles: dict[str, str], staff_note: str | None = None) -> dict:
+    """One submission as its learner sees it: no other learner, no note meant for staff
+    only (which sandbox graded), a score only once graded."""
+    graded = job.state == JobState.GRADED
+    notes = [m for m in job.messages if m != staff_note and not m.startswith("Waiting")]
+    return {
+        "course_id": job.course_id,
+        "course_title": titles.get(job.course_id, job.course_id),
+        "assignment_id": job.assignment_id,
+        "timestamp": job.timestamp,
+        "state": job.state,
+        "status": LEARNER_STATES.get(JobState(job.state), job.state),
+        "score": job.score if graded else None,
+        "max_score": job.max_score if graded else None,
+        "needs_manual_grade": bool(job.needs_manual_grade) if graded else False,
+        "notes": [_for_learner(m) for m in notes],
+    }
+
+
+def _for_learner(message: str) -> str:
+    # The service's own failure names its exception, which is for staff and the log.
+    if message.startswith(SERVICE_FAILED):
+        return SERVICE_FAILED_FOR_LEARNER
+    return message
+
+
 def _entry_json(entry) -> dict:
     return {
         key: (value.value if hasattr(value, "value") else value)
@@ -676,13 +737,15 @@ def queue_page(course_id: str, jobs: list[Job], grades) -> str:
 
 
 def make_app(service: GradingService, prefix: str) -> web.Application:
-    api = "/" + prefix.strip("/") + "/api/courses" if prefix.strip("/") else "/api/courses"
+    root = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    api, me = f"{root}/api/courses", f"{root}/api/me"
     args = {"service": service}
     return web.Application(
         [
             (rf"{api}/([^/]+)/grading", CourseQueueHandler, args),
             (rf"{api}/([^/]+)/regrade", RegradeHandler, args),
             (rf"{api}/([^/]+)/assignments/([^/]+)/feedback-mode", FeedbackModeHandler, args),
+            (rf"{me}/grading", MyGradingHandler, args),
         ]
     )
 

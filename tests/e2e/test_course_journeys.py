@@ -391,6 +391,19 @@ def test_learner_works_and_submits(browser, course_hub, course_lms, journey, cou
         gradebook = show_gradebook(browser, course_lms)
         journey.page = gradebook
         assert gradebook.locator(f"tr[data-user='{learner_id}']").count() >= 1
+    with journey.step("Course > My Submissions shows the same grade, in a new tab"):
+        with browser.expect_page(timeout=STEP_TIMEOUT_MS) as opened:
+            run_command(tool, "Course", "My Submissions")
+        mine = opened.value
+        journey.page = mine
+        mine.get_by_role("heading", name="My submissions").wait_for(timeout=STEP_TIMEOUT_MS)
+        row = mine.locator("tr", has_text=ASSIGNMENT).first
+        assert "Graded automatically" in row.inner_text(), row.inner_text()
+        assert f"{AUTOGRADED_SCORE:g} / {POINTS:g}" in row.inner_text(), row.inner_text()
+        assert mine.url.endswith("/learnhub/my-submissions") and "token" not in mine.url
+        # Refresh posts the session's token again, from this page.
+        mine.get_by_role("button", name="Refresh").click()
+        mine.locator("tr", has_text=ASSIGNMENT).first.wait_for(timeout=STEP_TIMEOUT_MS)
 
     if browser.blocked:
         assert cookies_sent == [], "a Cookie header reached the hub"

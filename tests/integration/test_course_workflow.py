@@ -36,6 +36,8 @@ pytestmark = pytest.mark.integration
 CONTEXT = "py-101"
 OTHER_CONTEXT = "py-202"
 ASSIGNMENT = "ps1"
+# An assignment whose source names a kernel no image has: its submissions cannot run.
+NO_KERNEL = "ps-nokernel"
 
 
 def source_notebook() -> nbformat.NotebookNode:
@@ -98,6 +100,14 @@ def course_hub(course_lms, tmp_path_factory):
     )
     (template / "source" / ASSIGNMENT).mkdir(parents=True)
     nbformat.write(source_notebook(), template / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    unrunnable = source_notebook()
+    unrunnable.metadata["kernelspec"] = {
+        "name": "blah",
+        "display_name": "Blah",
+        "language": "python",
+    }
+    (template / "source" / NO_KERNEL).mkdir()
+    nbformat.write(unrunnable, template / "source" / NO_KERNEL / f"{NO_KERNEL}.ipynb")
     state = tmp_path_factory.mktemp("course-hub")
     instance = registered_hub(
         state, course_lms, courses={"template": str(template), "submission_limit_mb": 1}
@@ -299,6 +309,10 @@ def test_whole_course_workflow(course_hub, course_lms):
     # The score reached the LMS gradebook (LTI 1.3 AGS), pending the manual part.
     lms_row = until(lambda: lms_score(course_lms, "student-1", CONTEXT, 2.0))
     assert lms_row["out_of"] == 3.0 and lms_row["progress"] == "Submitted/PendingManual"
+    # The learner's Course > My Submissions says the same.
+    mine = my_submissions(learner)
+    assert "Graded automatically" in mine and "2 / 3" in mine, mine
+    assert "your instructor still grades part of it" in mine
 
     notebooks = formgrader.call("GET", f"submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}")
     submission_id = next(n["id"] for n in notebooks if n["student"] == student)
@@ -644,3 +658,70 @@ def test_launch_token_never_becomes_more_than_it_is(course_hub, course_lms):
     assert (
         requests.get(f"{hub_url}/hub/api/user", headers=late_token, timeout=30).status_code == 403
     )
+
+
+def my_submissions(launch) -> str:
+    page = learner_api(launch, "GET", "learnhub/my-submissions")
+    assert page.status_code == 200, page.text[:2000]
+    return page.text
+
+
+def test_a_submission_that_cannot_run_fails_visibly_for_its_learner(course_hub, course_lms):
+    """Issue 11 item 8, the learner's side: a notebook whose kernel cannot start is not
+    graded, nothing goes to the LMS, and the learner's Course > My Submissions says why;
+    no other learner sees it."""
+    teacher = launch_from(
+        course_hub.url,
+        lti13_launch(CookielessClient(), course_lms, user_id="teacher-1",
+                     roles=[Role.INSTRUCTOR], context=CONTEXT),
+    )  # fmt: skip
+    course_id = course_id_of(course_hub, CONTEXT)
+    formgrader = Formgrader(course_hub, course_id, teacher.token)
+    formgrader.action(f"assignment/{NO_KERNEL}/assign")
+    formgrader.action(f"assignment/{NO_KERNEL}/release")
+
+    client = CookielessClient()
+    learner = launched(client, course_hub, course_lms, "student-nokernel", Role.LEARNER)
+    assert "You have not submitted anything yet" in my_submissions(learner)
+    for step in ("fetch", "submit"):
+        done = learner_api(
+            learner, "POST", f"assignments/{step}",
+            data={"course_id": course_id, "assignment_id": NO_KERNEL},
+        ).json()  # fmt: skip
+        assert done["success"], done
+
+    page = until(lambda: (p := my_submissions(learner)) and "Could not be graded" in p and p)
+    assert NO_KERNEL in page
+    assert "it did not run" in page and "kernel &#39;blah&#39;" in page, page
+    assert "Graded automatically" not in page
+    # JupyterLab's Course > My Submissions posts the session's token to a new tab.
+    url = learner.server_url + "learnhub/my-submissions"
+    posted = client.post(url, data={"token": learner.token}, headers=SAME_ORIGIN, timeout=60)
+    assert posted.status_code == 200 and "Could not be graded" in posted.text
+    assert f'name="token" value="{learner.token}"' in posted.text  # Refresh posts it again
+    refused = client.post(url, data={"token": learner.token}, timeout=60)
+    assert refused.status_code == 403
+    assert "Open My Submissions from JupyterLab" in refused.text
+    assert "Set-Cookie" not in posted.headers and "Set-Cookie" not in refused.headers
+    assert client.cookie_headers_sent == []
+
+    # The instructor's queue says the same, and no score reached the LMS.
+    queue = requests.get(
+        f"{course_hub.url}/services/learnhub-grading/api/courses/{course_id}/grading",
+        headers={"Authorization": f"token {staff_token(course_hub, teacher.token)}"},
+        timeout=30,
+    ).json()
+    [job] = [j for j in queue["jobs"] if j["student_id"] == learner.username]
+    assert job["state"] == "failed" and job["score"] is None, job
+    assert not [r for r in course_lms.gradebook() if r["user_id"] == "student-nokernel"]
+
+    # Another learner of the course sees none of it; the launch token alone cannot ask the
+    # grading service (it is for the learner's server only).
+    other = launched(CookielessClient(), course_hub, course_lms, "student-other", Role.LEARNER)
+    assert NO_KERNEL not in my_submissions(other)
+    mine = requests.get(
+        f"{course_hub.url}/services/learnhub-grading/api/me/grading",
+        headers=learner.headers,
+        timeout=30,
+    )
+    assert mine.status_code == 401 and "not valid for the grading service" in mine.text, mine.text

@@ -75,3 +75,32 @@ def test_cli_lists_the_queue(queue, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "Queue: 1 queued" in out and f"#{job} cabcdefghijk ps1 s1" in out
     assert main(["--config", str(config), "grading", "regrade", str(job)]) == 0
+
+
+def test_a_learner_sees_their_own_jobs_without_staff_notes(queue):
+    from learnhub.grading.service import SERVICE_FAILED, learner_view
+
+    enqueue(queue, "s1", "20260101T000000.000000Z", now=1.0)
+    enqueue(queue, "s2", "20260101T000000.000000Z", now=2.0)
+    enqueue(queue, "s1", "20260102T000000.000000Z", now=3.0)
+    first, other, second = (queue.claim("h-1-0", now=10.0) for _ in range(3))
+    staff = "Graded in a process sandbox: grading.sandbox is 'process'."
+    queue.finish(first, "h-1-0", JobState.GRADED, score=2, max_score=3,
+                 needs_manual_grade=True, messages=[staff])  # fmt: skip
+    queue.finish(second, "h-1-0", JobState.FAILED, score=1, max_score=3, messages=[
+        f"{SERVICE_FAILED} 3 times (KeyError: 'secret path'); see its log, then regrade.",
+        "p1 was not graded: it did not run.",
+    ])  # fmt: skip
+    mine = queue.jobs(student="s1")
+    assert [j.submission_id[:8] for j in mine] == ["20260102", "20260101"]
+    assert {j.student for j in mine} == {"s1"} and other.student == "s2"
+
+    failed, graded = (learner_view(j, {"cabcdefghijk": "Python 1"}, staff) for j in mine)
+    assert failed["status"] == "Could not be graded" and failed["course_title"] == "Python 1"
+    assert failed["score"] is None and failed["max_score"] is None
+    assert failed["notes"][0].startswith("The grading service failed on this submission;")
+    assert "secret path" not in str(failed) and failed["notes"][1].endswith("did not run.")
+    assert (graded["status"], graded["score"], graded["max_score"]) == (
+        "Graded automatically", 2, 3,
+    )  # fmt: skip
+    assert graded["needs_manual_grade"] and graded["notes"] == []

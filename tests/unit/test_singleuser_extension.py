@@ -436,12 +436,14 @@ def test_labextension_in_node(tmp_path, href, token, replaced_url, download):
         ["@learnhub/lab:cookieless-session", True],
         ["@learnhub/lab:privacy-link", True],
         ["@learnhub/lab:my-data-link", True],
+        ["@learnhub/lab:my-submissions-link", True],
         ["@learnhub/lab:formgrader-link", True],
     ]
     # The Help menu's item runs this command, which opens the hub's policy in a new tab.
     assert result["commands"] == [
         "learnhub:open-privacy-policy",
         "learnhub:open-my-data",
+        "learnhub:open-my-submissions",
         "learnhub:open-formgrader",
     ]
     assert result["privacyLabel"] == "Privacy Policy"

@@ -1,8 +1,17 @@
-/** The Help menu's Privacy Policy and My Data, and the Course menu's Formgrader. */
+/**
+ * The Help menu's Privacy Policy and My Data, and the Course menu's My Submissions and
+ * Formgrader.
+ */
 
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 
-import { FORMGRADER_COMMAND, MY_DATA_COMMAND, NAME, PRIVACY_COMMAND } from './constants';
+import {
+  FORMGRADER_COMMAND,
+  MY_DATA_COMMAND,
+  MY_SUBMISSIONS_COMMAND,
+  NAME,
+  PRIVACY_COMMAND
+} from './constants';
 import { ILearnHubPageConfig, pageConfig } from './pageconfig';
 
 /**
@@ -57,20 +66,20 @@ export const privacyLink: JupyterFrontEndPlugin<void> = {
 };
 
 /**
- * The learner's data page, served by this server (extensions/mydata.py): what is kept,
- * one archive of it, erase now. A new tab, opened by a form that posts the session's
- * token (an LMS frame without cookies has nothing else).
+ * A page of the learner's own server (extensions/learner_pages.py), in a new tab opened by
+ * a form that posts the session's token (an LMS frame without cookies has nothing else).
  */
-function openMyData(config: ILearnHubPageConfig): void {
+function openOwnPage(config: ILearnHubPageConfig, path: string): void {
   const base = (config.baseUrl || '/').replace(/\/?$/, '/');
   if (!config.token) {
     // A direct login's session: its cookie opens the page.
-    window.open(base + 'learnhub/my-data', '_blank', 'noopener');
+    window.open(base + path, '_blank', 'noopener');
     return;
   }
-  postTokenInNewTab(base + 'learnhub/my-data', config.token);
+  postTokenInNewTab(base + path, config.token);
 }
 
+/** The learner's data page (extensions/mydata.py): what is kept, one archive, erase now. */
 export const myDataLink: JupyterFrontEndPlugin<void> = {
   id: `${NAME}:my-data-link`,
   description: 'Adds "My data" (what this site keeps about you) to the Help menu.',
@@ -80,7 +89,26 @@ export const myDataLink: JupyterFrontEndPlugin<void> = {
       label: 'My Data',
       caption: 'See, download or erase what this site keeps about you',
       execute: () => {
-        openMyData(pageConfig());
+        openOwnPage(pageConfig(), 'learnhub/my-data');
+      }
+    });
+  }
+};
+
+/**
+ * The learner's submissions (extensions/mysubmissions.py): each one and how its grading
+ * went, with the reason when it could not be graded.
+ */
+export const mySubmissionsLink: JupyterFrontEndPlugin<void> = {
+  id: `${NAME}:my-submissions-link`,
+  description: 'Adds Course > My Submissions (each submission and how its grading went).',
+  autoStart: true,
+  activate: (app: JupyterFrontEnd): void => {
+    app.commands.addCommand(MY_SUBMISSIONS_COMMAND, {
+      label: 'My Submissions',
+      caption: 'See your submissions and how their grading went (opens a new tab)',
+      execute: () => {
+        openOwnPage(pageConfig(), 'learnhub/my-submissions');
       }
     });
   }
