@@ -31,7 +31,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from ..courses.exchange import replace_folder
 from .runner import kernel_wanted
-from .sandbox import Execution, Limits, SandboxError, instructor_message
+from .sandbox import Execution, Limits, SandboxError, execute_settings, instructor_message
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,9 @@ def course_limits(config: Config, limits: Limits) -> Limits:
     """The operator's limits, with the course's own nbgrader execution settings where they are
     stricter: `c.Execute.timeout` (nbgrader's default 30 s when unset) caps a cell's time as
     `nbgrader autograde` in the course would; it never raises the operator's cap, and a course
-    timeout of None (no limit) leaves the operator's."""
+    timeout of None (no limit) leaves the operator's. The course's other Execute settings go
+    to the runner as they are (sandbox.execute_settings)."""
+    limits = replace(limits, execute=execute_settings(config))
     timeout = Execute(config=config).timeout
     if timeout is None or timeout <= 0:
         return limits

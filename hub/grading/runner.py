@@ -187,21 +187,19 @@ def read_request(stream, workdir: Path) -> dict:
     return request
 
 
-# nbgrader's Execute preprocessor (0.9) is nbclient's NotebookClient with these settings and
-# one hook (below); `nbgrader autograde` runs it with the course's timeout. The runner sets
-# them on nbclient directly: importing nbgrader (SQLAlchemy, Jupyter Server handlers) would
-# cost a second of CPU in every container for a class the runner needs four traits of.
-EXECUTE_SETTINGS = {
-    "interrupt_on_timeout": True,
-    "allow_errors": True,
-    "raise_on_iopub_timeout": True,
-    "error_on_timeout": {
-        "ename": "CellTimeoutError",
-        "evalue": "",
-        "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"],
-    },
-    "extra_arguments": [],
-}
+# nbgrader's Execute preprocessor is nbclient's NotebookClient with a few settings and one
+# hook (on_cell_executed, below). The service sends the course's values of those settings
+# with each request (learnhub.grading.sandbox.execute_settings: nbgrader's own Execute, read
+# with the course's configuration), and the runner sets them on nbclient itself: importing
+# nbgrader (SQLAlchemy, Jupyter Server handlers) would cost a second of CPU in every
+# container. These are the settings it applies; the cell timeout comes capped in the limits,
+# and the kernel starts before the request, so kernel arguments cannot apply.
+EXECUTE_TRAITS = (
+    "interrupt_on_timeout",
+    "raise_on_iopub_timeout",
+    "error_on_timeout",
+    "iopub_timeout",
+)
 # The kernel a runner starts before its request comes (the image's only one); a notebook that
 # asks for another gets that one started when it comes.
 DEFAULT_KERNEL = "python3"
@@ -222,8 +220,9 @@ def make_executor(workdir: str):
     from nbformat.v4 import new_notebook, output_from_msg
 
     class SandboxedExecute(NotebookClient):
-        # Changes of nbgrader's Execute: the timeout of a cell is cut to what is left of the
-        # notebook's time, timeouts are recorded, a cell's output stops growing at a cap, and
+        # Changes of nbgrader's Execute, through nbclient's public hooks: the timeout of a
+        # cell is cut to what is left of the notebook's time (timeout_func), timeouts are
+        # recorded (on_cell_executed), a cell's output stops growing at a cap (output), and
         # the kernel may be started (start_kernel) before the notebook comes (run).
         cell_index = 0
         cell_bytes: dict
@@ -231,20 +230,18 @@ def make_executor(workdir: str):
         limits: dict
         events: list
         started: float
+        # What stops the running cell when its time is up: its own limit or the notebook's.
+        deadline = "timeout_cell"
 
         def remaining(self) -> float:
             return self.limits["notebook_timeout_s"] - (time.monotonic() - self.started)
 
-        def _get_timeout(self, cell):
-            cell_limit = super()._get_timeout(cell)
+        def cell_timeout(self, cell) -> int:
+            """nbclient's timeout_func: the cell's limit, or what is left of the notebook's."""
             left = max(1, int(self.remaining() + 0.999))
-            return left if cell_limit is None else min(cell_limit, left)
-
-        async def _async_handle_timeout(self, timeout, cell=None):
-            reason = "timeout_cell" if self.remaining() > 0.5 else "timeout_notebook"
-            seconds = self.limits["cell_timeout_s"] if reason == "timeout_cell" else None
-            self.events.append({"reason": reason, "cell": self.cell_index, "seconds": seconds})
-            return await super()._async_handle_timeout(timeout, cell)
+            limit = self.limits["cell_timeout_s"]
+            self.deadline = "timeout_cell" if limit < left else "timeout_notebook"
+            return min(limit, left)
 
         def on_cell_executed(self, **kwargs):
             # nbgrader's hook (it replaces nbclient's trait of that name): an error reply
@@ -252,6 +249,11 @@ def make_executor(workdir: str):
             cell, reply = kwargs["cell"], kwargs["execute_reply"]
             if reply["content"]["status"] != "error":
                 return
+            if self.timed_out(reply):
+                seconds = self.limits["cell_timeout_s"] if self.deadline == "timeout_cell" else None
+                self.events.append(
+                    {"reason": self.deadline, "cell": self.cell_index, "seconds": seconds}
+                )
             ename = reply["content"]["ename"]
             if any(o.output_type == "error" and o.ename == ename for o in cell.outputs):
                 return
@@ -291,6 +293,14 @@ def make_executor(workdir: str):
                 return super().output(outs, msg, display_id, cell_index)
             return None
 
+        def timed_out(self, reply) -> bool:
+            # nbclient answers a cell it interrupted at its timeout with error_on_timeout, as
+            # a reply of its own: a kernel's replies have a header, that one has none.
+            timeout_error = self.error_on_timeout or {}
+            return "header" not in reply and reply["content"].get("ename") == timeout_error.get(
+                "ename"
+            )
+
         @staticmethod
         def stderr_kept(outs) -> bool:
             return any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
@@ -327,8 +337,17 @@ def make_executor(workdir: str):
                 return False
 
         def drop_kernel(self) -> None:
+            """Stop the kernel now, through jupyter_client's own client and manager."""
+            from jupyter_core.utils import ensure_async, run_sync
+
+            async def stop():
+                if self.kc is not None:
+                    self.kc.stop_channels()
+                if self.km is not None and await ensure_async(self.km.is_alive()):
+                    await ensure_async(self.km.shutdown_kernel(now=True))
+
             with contextlib.suppress(Exception):
-                self._cleanup_kernel()
+                run_sync(stop)()
             self.km = self.kc = None
 
         def run(self, nb, limits: dict, events: list, started: float) -> None:
@@ -336,7 +355,10 @@ def make_executor(workdir: str):
             record (not raise) what stopped it; `started` is when the notebook's time began."""
             self.limits, self.events, self.started = limits, events, started
             self.cell_bytes, self.truncated = {}, set()
-            self.timeout = limits["cell_timeout_s"]
+            for name, value in limits["execute"].items():
+                if name in EXECUTE_TRAITS:
+                    setattr(self, name, value)
+            self.timeout_func = self.cell_timeout
             if self.km is not None and not self.kernel_ready_for(nb):
                 self.drop_kernel()
             self.nb = nb
@@ -366,7 +388,7 @@ def make_executor(workdir: str):
                     break
                 except CellTimeoutError:
                     # The kernel did not answer even after an interrupt.
-                    events.append({"reason": "timeout_cell", "cell": index, "stuck": True})
+                    events.append({"reason": self.deadline, "cell": index, "stuck": True})
                     mark_not_run(self.nb.cells, index, "the kernel stopped answering")
                     break
                 after = cgroup_counters()
@@ -384,7 +406,9 @@ def make_executor(workdir: str):
         kernel_manager_class=AsyncKernelManager,
         # The sandbox is thrown away after one notebook: no graceful shutdown to wait for.
         shutdown_kernel="immediate",
-        **EXECUTE_SETTINGS,
+        # As nbgrader's Execute: every cell runs, whatever the ones before it raised.
+        allow_errors=True,
+        extra_arguments=[],
     )
 
 

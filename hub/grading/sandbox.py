@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..images import grader_tags
-from .runner import FILES_PREFIX, FRAME_MAGIC, REQUEST_NAME, decode_frame, mark_not_run
+from .runner import (
+    EXECUTE_TRAITS,
+    FILES_PREFIX,
+    FRAME_MAGIC,
+    REQUEST_NAME,
+    decode_frame,
+    mark_not_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,15 @@ class SandboxError(Exception):
     """The sandbox itself could not run (no engine, no image): retry later, do not grade."""
 
 
+def execute_settings(config=None) -> tuple[tuple[str, Any], ...]:
+    """What nbgrader's Execute preprocessor, read with `config` (a course's nbgrader
+    configuration), sets on nbclient, for the runner (which does not import nbgrader)."""
+    from nbgrader.preprocessors import Execute
+
+    execute = Execute(config=config) if config is not None else Execute()
+    return tuple((name, getattr(execute, name)) for name in EXECUTE_TRAITS)
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one submission may use. Times in seconds, sizes in MB unless named otherwise."""
@@ -86,9 +102,14 @@ class Limits:
     # Each of /tmp and the work directory (in memory, counted in memory_mb in a container).
     scratch_mb: int = 64
     open_files: int = 256
+    # nbgrader's Execute settings the runner applies (runner.EXECUTE_TRAITS), as (name,
+    # value) pairs: the course's (autograde.course_limits), else nbgrader's defaults.
+    execute: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         for name, value in asdict(self).items():
+            if name == "execute":
+                continue
             if not value or value <= 0:
                 raise ValueError(f"Limits.{name} must be positive, not {value!r}")
         if self.cell_timeout_s > self.notebook_timeout_s:
@@ -101,6 +122,7 @@ class Limits:
             "notebook_timeout_s": self.notebook_timeout_s,
             "output_bytes": self.output_bytes,
             "pids": self.pids,
+            "execute": dict(self.execute if self.execute is not None else execute_settings()),
         }
 
     @property

@@ -115,3 +115,17 @@ def test_the_courses_execute_timeout_capped_by_the_operators(course, operator, e
         config.Execute.timeout = course
     limits = Limits(cell_timeout_s=operator, notebook_timeout_s=300)
     assert course_limits(config, limits) == replace(limits, cell_timeout_s=expected)
+
+
+def test_the_courses_execute_settings_go_to_the_runner():
+    """Issue 12 item 10: the runner applies the course's own nbgrader Execute settings (read
+    with nbgrader's Execute), not a copy of nbgrader's defaults."""
+    stock = Limits().for_runner()["execute"]
+    assert stock["interrupt_on_timeout"] is True and stock["iopub_timeout"] == 4
+    assert stock["error_on_timeout"]["ename"] == "CellTimeoutError"
+    config = Config()
+    config.Execute.iopub_timeout = 9
+    config.Execute.interrupt_on_timeout = False
+    config.Execute.extra_arguments = ["--no-such-flag"]  # the kernel starts ahead: not sent
+    sent = course_limits(config, Limits()).for_runner()["execute"]
+    assert sent == {**stock, "iopub_timeout": 9, "interrupt_on_timeout": False}

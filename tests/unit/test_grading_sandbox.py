@@ -23,6 +23,7 @@ from learnhub.grading.sandbox import (
     LimitEvent,
     Limits,
     container_create_command,
+    execute_settings,
     frame_end,
     instructor_message,
     isolation_plan,
@@ -170,6 +171,7 @@ def test_request_goes_through_the_runner_and_files_land_read_only(tmp_path):
     assert request["notebook"] == NOTEBOOK
     assert request["limits"] == {
         "cell_timeout_s": 7, "notebook_timeout_s": 60, "output_bytes": 1_000_000, "pids": 50,
+        "execute": dict(execute_settings()),
     }  # fmt: skip
     assert (work / "data.csv").read_text() == "a,b\n"
     assert (work / "sub" / "more.txt").read_text() == "more"
