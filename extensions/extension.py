@@ -14,7 +14,7 @@ from . import labextension_path
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
 from .course_service import no_course_service_handlers, use_course_service
 from .courses import course_page_config_hook
-from .grader import grader_handlers, shorten_token_cache
+from .grader import add_queue_tab, grader_handlers, shorten_token_cache
 from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
 from .mydata import my_data_handlers
 from .mysubmissions import my_submissions_handlers
@@ -151,4 +151,5 @@ async def _start_jupyter_server_extension(serverapp: ServerApp) -> None:
     # Every extension is loaded by now, nbgrader's formgrader included (it loads after this
     # one, in name order): a grader server's formgrader pages get LearnHub's safeguards.
     if os.environ.get(ROLE_ENV) == "grader":
+        add_queue_tab(serverapp.web_app)
         secure_formgrader(serverapp.web_app, serverapp.base_url)

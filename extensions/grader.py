@@ -8,23 +8,36 @@ nbgrader's own autograde handler runs the learner's code in this server's kernel
 course's gradebook and every submission within reach. SandboxedAutogradeHandler, registered
 before nbgrader's, asks LearnHub's grading service to grade the learner's latest submission
 in a sandbox instead.
+
+Formgrader gets a Grading Queue tab (learnhub/grading): the grading service's page of the
+course's queue, asked with this server's token, so staff see in their formgrader tab which
+submissions could not be graded and why, and what reached the LMS.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import requests
+from jinja2 import BaseLoader
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .headers import sent_from_this_site
+from .headers import CSP, sent_from_this_site
+from .learner_pages import HubService
 
 GRADING_URL_ENV = "LEARNHUB_GRADING_URL"
 SESSION_PATH = "learnhub/session"
+QUEUE_PATH = "learnhub/grading"
+# The relayed queue page: markup and inline styles of its own, nothing else, never framed.
+QUEUE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 # The longest a handoff's cookie may say it lives (the hub's longest launch session); the
 # token inside it is what the hub checks, and it expires with the launch token.
 MAX_SESSION_LIFETIME = 86400
@@ -137,9 +150,57 @@ class SandboxedAutogradeHandler(APIHandler):
         )
 
 
+class GradingQueuePage(JupyterHandler):
+    """GET learnhub/grading: the course's grading queue, for the staff in formgrader's tab."""
+
+    @web.authenticated
+    async def get(self):
+        course = os.environ.get("LEARNHUB_COURSE", "")
+        if not course:
+            raise web.HTTPError(404, "This server grades no course.")
+        service = HubService.from_environment(GRADING_URL_ENV, "grading service")
+        page = await service.fetch(f"api/courses/{course}/grading?format=html", timeout=30)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header(CSP, QUEUE_CSP)
+        self.finish(page)
+
+
+# Formgrader's tab bar, in each of its page templates: the queue goes after Manage Students.
+_STUDENTS_TAB = re.compile(
+    r'(<li role="presentation"[^>]*><a href="\{\{ base_url \}\}/formgrader/manage_students">'
+    r"Manage Students</a></li>)"
+)
+QUEUE_TAB = (
+    f'<li role="presentation"><a href="{{{{ base_url }}}}/{QUEUE_PATH}">Grading Queue</a></li>'
+)
+
+
+class QueueTabLoader(BaseLoader):
+    """Formgrader's templates, with a Grading Queue tab beside Manage Students."""
+
+    def __init__(self, loader: BaseLoader):
+        self.loader = loader
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = self.loader.get_source(environment, template)
+        return _STUDENTS_TAB.sub(lambda m: m.group(1) + QUEUE_TAB, source), filename, uptodate
+
+    def list_templates(self):
+        return self.loader.list_templates()
+
+
+def add_queue_tab(web_app) -> None:
+    """Once nbgrader's formgrader is loaded: its pages get the Grading Queue tab."""
+    environment = web_app.settings.get("nbgrader_jinja2_env")
+    if environment is not None:
+        environment.loader = QueueTabLoader(environment.loader)
+
+
 def grader_handlers(base_url: str) -> list[tuple[str, type]]:
     return [
         (url_path_join(base_url, SESSION_PATH), FormgraderSessionHandler),
+        (url_path_join(base_url, QUEUE_PATH), GradingQueuePage),
         (
             url_path_join(base_url, r"/formgrader/api/submission/([^/]+)/([^/]+)/autograde"),
             SandboxedAutogradeHandler,

@@ -10,6 +10,7 @@ from ..service_environment import service_environment
 from ..service_names import COURSE_ACCESS_SCOPE as ACCESS_SCOPE
 from ..service_names import COURSE_SERVICE as SERVICE_NAME
 from ..service_names import GRADING_SERVICE as GRADING
+from ..service_names import service_port
 from ..services import _current, _with_entry
 from ..settings import Settings, SettingsError
 from .hub import COURSES_SETTINGS_KEY
@@ -29,7 +30,7 @@ def course_service(
         env["LEARNHUB_COURSE_OWNER_UID"] = str(owner_uid)
     return {
         "name": SERVICE_NAME,
-        "url": f"http://{ip}:{settings['courses']['port'] or settings['hub']['api_port'] + 1}",
+        "url": f"http://{ip}:{service_port(settings, SERVICE_NAME)}",
         "command": [sys.executable, "-m", "learnhub.courses.service"],
         "api_token": token,
         "environment": env,
@@ -94,7 +95,7 @@ def update_grading(c, settings: Settings, *, connect_ip: str, containers: bool) 
         env["LEARNHUB_COURSE_OWNER_UID"] = str(CONTAINER_UID)
     service = {
         "name": GRADING,
-        "url": f"http://{connect_ip}:{grading['port'] or settings['hub']['api_port'] + 2}",
+        "url": f"http://{connect_ip}:{service_port(settings, GRADING)}",
         "command": [sys.executable, "-m", "learnhub.grading.service"],
         "environment": env,
         "display": False,

@@ -10,19 +10,17 @@ from anything the caller says about itself.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jupyterhub.services.auth import HubAuth
 from nbgrader.api import Gradebook, MissingEntry
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from ..grading.queue import GradingQueue
 from ..service_environment import listen_address
@@ -56,7 +54,8 @@ class Caller:
 
 @dataclass
 class TokenIdentities:
-    """Who holds a token, asked of the hub with that token (cached a minute, by hash).
+    """Who holds a token, asked of the hub with that token by JupyterHub's own HubAuth (which
+    caches each answer a minute, by the token's hash).
 
     A token is accepted when it belongs to a user and carries `access_scope`; the
     service's own token stands for the hub itself.
@@ -65,7 +64,14 @@ class TokenIdentities:
     hub_api_url: str
     own_token: str
     service_name: str
-    _cache: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.hub_auth = HubAuth(
+            api_url=self.hub_api_url,
+            api_token=self.own_token,
+            cache_max_age=int(IDENTITY_TTL),
+            access_scopes={self.access_scope},
+        )
 
     @property
     def access_scope(self) -> str:
@@ -74,30 +80,14 @@ class TokenIdentities:
     async def identify(self, token: str) -> Caller | None:
         if hmac.compare_digest(token, self.own_token):
             return Caller(self.service_name, is_service=True)
-        key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        caller = None
-        try:
-            response = await AsyncHTTPClient().fetch(
-                self.hub_api_url.rstrip("/") + "/user",
-                headers={"Authorization": f"token {token}"},
-                request_timeout=10,
-            )
-            model = json.loads(response.body)
-            scopes = set(model.get("scopes") or [])
-            if model.get("kind") == "user" and (
-                self.access_scope in scopes or "access:services" in scopes
-            ):
-                caller = Caller(model["name"])
-        except HTTPClientError as e:
-            if e.code not in (401, 403):
-                raise
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic() + IDENTITY_TTL, caller)
-        return caller
+        model = await self.hub_auth.user_for_token(token, sync=False)
+        if (
+            model
+            and model.get("kind") == "user"
+            and self.hub_auth.check_scopes(self.hub_auth.access_scopes, model)
+        ):
+            return Caller(model["name"])
+        return None
 
 
 def role_in(store: Store, username: str, course_id: str) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import html
 import io
 import json
 import logging
@@ -29,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader
 from nbgrader.api import Gradebook
 from nbgrader.converters.generate_feedback import GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
@@ -322,15 +322,17 @@ class GradingService:
 
     async def grade(self, job: Job, worker: str) -> None:
         if await asyncio.to_thread(self.queue.newer_exists, job):
-            self.queue.finish(job, worker, JobState.SUPERSEDED)
+            await asyncio.to_thread(self.queue.finish, job, worker, JobState.SUPERSEDED)
             return
-        submission = self.exchange.submission(
-            job.course_id, job.assignment_id, job.student, job.submission_id
-        )
+        submission = await asyncio.to_thread(
+            self.exchange.submission,
+            job.course_id, job.assignment_id, job.student, job.submission_id,
+        )  # fmt: skip
         if submission is None:
-            self.queue.finish(
-                job, worker, JobState.FAILED, messages=["The submission's files are gone."]
-            )
+            await asyncio.to_thread(
+                self.queue.finish,
+                job, worker, JobState.FAILED, messages=["The submission's files are gone."],
+            )  # fmt: skip
             return
         course_root = self.courses.path(job.course_id)
         await asyncio.to_thread(self._collect, course_root, job, submission.path)
@@ -347,15 +349,21 @@ class GradingService:
             # A worker process died (out of memory, say): start new ones, retry the job.
             log.error("a grading worker process died on job %d", job.id)
             self.pool = new_pool(self.workers)
-            self.queue.release(job, worker, "Waiting: its grading process died; it is retried.")
+            await asyncio.to_thread(
+                self.queue.release, job, worker, "Waiting: its grading process died; it is retried."
+            )
             return
         except SandboxError as e:
             log.warning("sandbox could not run job %d: %s; it waits in the queue", job.id, e)
-            self.queue.release(job, worker, f"Waiting: the sandbox could not run ({e}).")
+            await asyncio.to_thread(
+                self.queue.release, job, worker, f"Waiting: the sandbox could not run ({e})."
+            )
             await asyncio.sleep(5)
             return
         except AutogradeError as e:
-            self.queue.finish(job, worker, JobState.FAILED, messages=[str(e)])
+            await asyncio.to_thread(
+                self.queue.finish, job, worker, JobState.FAILED, messages=[str(e)]
+            )
             return
         finally:
             await asyncio.to_thread(self._hand_over, course_root, job.student)
@@ -364,7 +372,8 @@ class GradingService:
             messages.insert(0, self.sandbox.note)
         if result["max_score"] <= 0:
             messages.append(NO_POINTS)
-        if self.feedback_mode(job.course_id, job.assignment_id) == "auto":
+        mode = await asyncio.to_thread(self.feedback_mode, job.course_id, job.assignment_id)
+        if mode == "auto":
             # Before the job counts as graded: a crash here grades (and releases) again.
             await asyncio.get_running_loop().run_in_executor(
                 self.pool,
@@ -377,7 +386,8 @@ class GradingService:
         # The score to the LMS before the job counts as graded (the sync loop would also
         # find it on its next pass, but a finished job should mean a queued grade).
         await asyncio.to_thread(self.sync_course, job.course_id, job)
-        if not self.queue.finish(
+        if not await asyncio.to_thread(
+            self.queue.finish,
             job,
             worker,
             JobState.GRADED,
@@ -534,15 +544,20 @@ class GradingService:
 
     # staff requests
 
-    def regrade(self, course_id: str, assignment_id: str, student: str) -> int | None:
+    async def regrade(self, course_id: str, assignment_id: str, student: str) -> int | None:
         """Queue the learner's latest submission again; the job id, or None without one."""
+        job_id = await asyncio.to_thread(self._queue_again, course_id, assignment_id, student)
+        if job_id is not None:
+            self._wake.set()
+        return job_id
+
+    def _queue_again(self, course_id: str, assignment_id: str, student: str) -> int | None:
         submissions = self.exchange.submissions(course_id, assignment_id, student)
         if not submissions:
             return None
         latest = submissions[-1]
         job_id = self.queue.enqueue(course_id, assignment_id, student, latest.id, latest.timestamp)
         self.queue.regrade(job_id)
-        self._wake.set()
         return job_id
 
 
@@ -566,11 +581,11 @@ class GradingHandler(web.RequestHandler):
             raise web.HTTPError(401, "This token is not valid for the grading service.")
         self.caller = caller
 
-    def staff_of(self, course_id: str) -> None:
-        if (
-            self.caller.is_service
-            or role_in(self.service.store, self.caller.username, course_id) != "staff"
-        ):
+    async def staff_of(self, course_id: str) -> None:
+        if self.caller.is_service:
+            raise web.HTTPError(403, NOT_ALLOWED)
+        role = await asyncio.to_thread(role_in, self.service.store, self.caller.username, course_id)
+        if role != "staff":
             raise web.HTTPError(403, NOT_ALLOWED)
 
     def write_error(self, status_code: int, **kwargs) -> None:
@@ -592,13 +607,14 @@ class GradingHandler(web.RequestHandler):
 class CourseQueueHandler(GradingHandler):
     """GET api/courses/<id>/grading: the course's jobs and what was sent to the LMS."""
 
-    def get(self, course_id):
-        self.staff_of(course_id)
-        jobs = self.service.queue.jobs(course_id=course_id)
-        grades = self.service.outbox.entries(course_id=course_id)
+    async def get(self, course_id):
+        await self.staff_of(course_id)
+        jobs = await asyncio.to_thread(self.service.queue.jobs, course_id=course_id)
+        grades = await asyncio.to_thread(self.service.outbox.entries, course_id=course_id)
         if self.get_query_argument("format", "json") == "html":
+            course = await asyncio.to_thread(self.service.store.course, course_id)
             self.set_header("Content-Type", "text/html; charset=utf-8")
-            self.finish(queue_page(course_id, jobs, grades))
+            self.finish(queue_page(course.title if course else course_id, jobs, grades))
             return
         self.send_json(
             {
@@ -611,14 +627,14 @@ class CourseQueueHandler(GradingHandler):
 class RegradeHandler(GradingHandler):
     """POST api/courses/<id>/regrade {assignment_id, student_id}: grade the latest again."""
 
-    def post(self, course_id):
-        self.staff_of(course_id)
+    async def post(self, course_id):
+        await self.staff_of(course_id)
         try:
             body = json.loads(self.request.body or b"{}")
             assignment, student = body["assignment_id"], body["student_id"]
         except (ValueError, KeyError):
             raise web.HTTPError(400, "Send {assignment_id, student_id} as JSON.") from None
-        job_id = self.service.regrade(course_id, assignment, student)
+        job_id = await self.service.regrade(course_id, assignment, student)
         if job_id is None:
             raise web.HTTPError(404, f"{student} has no submission of {assignment}.")
         self.send_json({"job_id": job_id, "state": "queued"}, status=202)
@@ -627,15 +643,16 @@ class RegradeHandler(GradingHandler):
 class FeedbackModeHandler(GradingHandler):
     """GET/PUT api/courses/<id>/assignments/<a>/feedback-mode {"mode": "manual"|"auto"}."""
 
-    def get(self, course_id, assignment_id):
-        self.staff_of(course_id)
-        self.send_json({"mode": self.service.feedback_mode(course_id, assignment_id)})
+    async def get(self, course_id, assignment_id):
+        await self.staff_of(course_id)
+        mode = await asyncio.to_thread(self.service.feedback_mode, course_id, assignment_id)
+        self.send_json({"mode": mode})
 
-    def put(self, course_id, assignment_id):
-        self.staff_of(course_id)
+    async def put(self, course_id, assignment_id):
+        await self.staff_of(course_id)
         try:
             mode = json.loads(self.request.body or b"{}")["mode"]
-            self.service.set_feedback_mode(course_id, assignment_id, mode)
+            await asyncio.to_thread(self.service.set_feedback_mode, course_id, assignment_id, mode)
         except (ValueError, KeyError) as e:
             raise web.HTTPError(400, f"Send {{'mode': 'manual' or 'auto'}}: {e}") from None
         self.send_json({"mode": mode})
@@ -705,35 +722,14 @@ def _entry_json(entry) -> dict:
     }
 
 
-def queue_page(course_id: str, jobs: list[Job], grades) -> str:
+QUEUE_PAGE = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parents[1] / "templates"), autoescape=True
+).get_template("learnhub-grading-queue.html")
+
+
+def queue_page(course_title: str, jobs: list[Job], grades) -> str:
     """A plain page for staff: each submission's grading, and each grade's trip to the LMS."""
-
-    def cell(value) -> str:
-        return f"<td>{html.escape('' if value is None else str(value))}</td>"
-
-    job_rows = "".join(
-        "<tr>" + "".join(cell(v) for v in (
-            j.assignment_id, j.student, j.timestamp, j.state, j.attempts,
-            "" if j.score is None else f"{j.score:g} / {j.max_score:g}",
-            j.sandbox, "yes" if j.tampered else "", " ".join(j.messages),
-        )) + "</tr>"
-        for j in jobs
-    )  # fmt: skip
-    grade_rows = "".join(
-        "<tr>" + "".join(cell(v) for v in (
-            e.assignment, e.username, f"{e.score:g} / {e.max_score:g}",
-            getattr(e.state, "value", e.state), e.attempts, e.last_error or "",
-        )) + "</tr>"
-        for e in grades
-    )  # fmt: skip
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Grading of {html.escape(course_id)}</title></head><body>
-<h1>Grading queue</h1><table><thead><tr><th>Assignment</th><th>Learner</th><th>Submitted</th>
-<th>State</th><th>Attempts</th><th>Score</th><th>Sandbox</th><th>Tampered</th><th>Notes</th>
-</tr></thead><tbody>{job_rows}</tbody></table>
-<h1>Grades sent to the LMS</h1><table><thead><tr><th>Assignment</th><th>Learner</th>
-<th>Score</th><th>State</th><th>Attempts</th><th>Last error</th></tr></thead>
-<tbody>{grade_rows}</tbody></table></body></html>"""
+    return QUEUE_PAGE.render(course_title=course_title, jobs=jobs, grades=grades)
 
 
 def make_app(service: GradingService, prefix: str) -> web.Application:

@@ -385,20 +385,14 @@ class GradeOutbox:
         """
         now = time.time() if now is None else now
         report = DeliveryReport()
-        with self.store.session() as s:
-            due = list(
-                s.scalars(
-                    select(OutboxGrade.id)
-                    .where(OutboxGrade.state.in_(DUE_STATES), OutboxGrade.next_attempt <= now)
-                    .order_by(OutboxGrade.id)
-                )
-            )
+        # The database is asked in threads: the event loop serves the service's API meanwhile.
+        due = await asyncio.to_thread(self._due, now)
         if not due:
             return report
         http = AsyncHTTPClient(force_instance=True)
         try:
             for grade_id in due:
-                row = self._claim(grade_id, now)
+                row = await asyncio.to_thread(self._claim, grade_id, now)
                 if row is None:
                     continue
                 state = await self._deliver(http, row, now)
@@ -407,8 +401,18 @@ class GradeOutbox:
             http.close()
         return report
 
+    def _due(self, now: float) -> list[int]:
+        with self.store.session() as s:
+            return list(
+                s.scalars(
+                    select(OutboxGrade.id)
+                    .where(OutboxGrade.state.in_(DUE_STATES), OutboxGrade.next_attempt <= now)
+                    .order_by(OutboxGrade.id)
+                )
+            )
+
     async def _deliver(self, http: AsyncHTTPClient, row: OutboxGrade, now: float) -> GradeState:
-        enrollment = self.store.enrollment(row.username, row.course_id)
+        enrollment = await asyncio.to_thread(self.store.enrollment, row.username, row.course_id)
         version = enrollment.lti_version if enrollment else None
         try:
             if enrollment is None:
@@ -427,13 +431,13 @@ class GradeOutbox:
                     no_target=True,
                 )
         except DeliveryError as error:
-            return self._record_failure(row, error, version, now)
+            return await asyncio.to_thread(self._record_failure, row, error, version, now)
         except Exception as error:
             # A bug or a broken answer must not stop the other grades; it is retried.
             log.exception("grade %d: unexpected error while sending", row.id)
             failure = DeliveryError(f"unexpected error: {type(error).__name__}: {error}")
-            return self._record_failure(row, failure, version, now)
-        return self._record_success(row, status, version)
+            return await asyncio.to_thread(self._record_failure, row, failure, version, now)
+        return await asyncio.to_thread(self._record_success, row, status, version)
 
     def _record_success(self, row: OutboxGrade, status: int, version: str | None) -> GradeState:
         done = time.time()
@@ -547,7 +551,7 @@ class GradeOutbox:
         if not url or not sourcedid:
             raise DeliveryError(NO_GRADE_SERVICE, no_target=True)
         key = launch.get("consumer_key", "")
-        consumer = self.store.get_consumer(key)
+        consumer = await asyncio.to_thread(self.store.get_consumer, key)
         if consumer is None:
             raise DeliveryError(
                 f"LTI 1.1 consumer key {key!r} is no longer registered "
@@ -593,7 +597,11 @@ class GradeOutbox:
                 no_target=True,
             )
         issuer, client_id = launch.get("issuer"), launch.get("client_id")
-        platforms = self.store.find_platforms(issuer, client_id) if issuer and client_id else []
+        platforms = (
+            await asyncio.to_thread(self.store.find_platforms, issuer, client_id)
+            if issuer and client_id
+            else []
+        )
         if not platforms:
             raise DeliveryError(
                 f"LTI 1.3 platform {issuer} (client id {client_id}) is no longer registered "

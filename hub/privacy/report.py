@@ -12,12 +12,11 @@ from sqlalchemy import func, inspect, select, text
 
 from ..db import engine_for
 from ..docker_engine import docker_client
-from ..service_names import RETENTION_SERVICE
+from ..service_names import RETENTION_SERVICE, service_port
 from ..settings import Settings
 from ..spawners import USER_LABEL
 from ..store import CourseRecord, Enrollment
 from . import analytics as stats
-from .service import service_port
 
 # Fewer than this many people in a cell could point at someone: such counts print as "<5".
 SMALL_COUNT = 5
@@ -228,12 +227,10 @@ def support_report(settings: Settings, http=requests) -> str:
     else:
         lines.append("# grade passback outbox\n(no outbox table: grade passback has not run)")
 
+    retention = f"http://127.0.0.1:{service_port(settings, RETENTION_SERVICE)}"
     checks = [
         ("hub", f"{settings.public_url}/hub/health"),
-        (
-            RETENTION_SERVICE,
-            f"http://127.0.0.1:{service_port(settings)}/services/{RETENTION_SERVICE}/api/health",
-        ),
+        (RETENTION_SERVICE, f"{retention}/services/{RETENTION_SERVICE}/api/health"),
     ]
     health = []
     for name, url in checks:

@@ -25,7 +25,7 @@ from traitlets.config import Application
 
 from ..addresses import connect_address
 from ..service_environment import API_MAX_BODY_SIZE, service_environment
-from ..service_names import RETENTION_SERVICE
+from ..service_names import RETENTION_SERVICE, service_port
 from ..settings import RETENTION_TOKEN_FILE as TOKEN_FILE
 from ..settings import Settings, load_settings, missing_state
 from ..stopping import skip_exit_collection, stop_signal
@@ -84,11 +84,6 @@ def service_token(state_dir: Path) -> str:
         raise missing_state(path) from None
 
 
-def service_port(settings: Settings) -> int:
-    # + 3: the course (+1) and grading (+2 by default) services sit next to the hub API.
-    return settings["privacy"]["retention"]["service_port"] or settings["hub"]["api_port"] + 3
-
-
 def _connect_ip(c) -> str:
     """The address learner servers reach the hub API at (update_network's gateway)."""
     hub = c.JupyterHub
@@ -132,7 +127,7 @@ def update_retention_service(c, settings: Settings, token: str) -> None:
     adds to Spawner.environment and server_token_scopes.
     """
     check_retention(settings["privacy"]["retention"])
-    url = f"http://{_connect_ip(c)}:{service_port(settings)}"
+    url = f"http://{_connect_ip(c)}:{service_port(settings, RETENTION_SERVICE)}"
     c.JupyterHub.services = _with_entry(
         configured(c.JupyterHub, "services", []), retention_service(settings, url, token)
     )

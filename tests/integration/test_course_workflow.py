@@ -714,6 +714,17 @@ def test_a_submission_that_cannot_run_fails_visibly_for_its_learner(course_hub, 
     [job] = [j for j in queue["jobs"] if j["student_id"] == learner.username]
     assert job["state"] == "failed" and job["score"] is None, job
     assert not [r for r in course_lms.gradebook() if r["user_id"] == "student-nokernel"]
+    # In their formgrader tab, the Grading Queue tab shows the same page.
+    queue_url = f"{course_hub.url}/user/grader-{course_id}/learnhub/grading"
+    assert 'learnhub/grading">Grading Queue</a>' in formgrader.page
+    shown = formgrader.session.get(queue_url, timeout=60)
+    assert shown.status_code == 200 and shown.url == queue_url, shown.text[:1000]
+    row = next(r for r in shown.text.split("<tr") if learner.username in r and NO_KERNEL in r)
+    assert "failed" in row and "it did not run" in row and "kernel &#39;blah&#39;" in row, row
+    assert shown.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    for outsider in (learner.headers, {}):
+        kept_out = requests.get(queue_url, headers=outsider, timeout=60, allow_redirects=False)
+        assert kept_out.status_code in (302, 403) and NO_KERNEL not in kept_out.text
 
     # Another learner of the course sees none of it; the launch token alone cannot ask the
     # grading service (it is for the learner's server only).
@@ -725,3 +736,9 @@ def test_a_submission_that_cannot_run_fails_visibly_for_its_learner(course_hub, 
         timeout=30,
     )
     assert mine.status_code == 401 and "not valid for the grading service" in mine.text, mine.text
+    forged = requests.get(
+        f"{course_hub.url}/services/learnhub-grading/api/me/grading",
+        headers={"Authorization": "token " + "0" * 32},
+        timeout=30,
+    )
+    assert forged.status_code == 401 and "not valid" in forged.text, forged.text

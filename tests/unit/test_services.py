@@ -170,3 +170,22 @@ def test_the_command_is_one_the_culler_accepts():
     assert app.max_age == 900
     assert app.cull_users is False
     assert app.config_file == ""
+
+
+def test_each_hub_service_listens_next_to_the_hub_api_unless_configured(tmp_path):
+    from learnhub.service_names import (
+        COURSE_SERVICE,
+        GRADING_SERVICE,
+        RETENTION_SERVICE,
+        service_port,
+    )
+
+    settings = settings_with(tmp_path)
+    api = settings["hub"]["api_port"]
+    names = (COURSE_SERVICE, GRADING_SERVICE, RETENTION_SERVICE)
+    assert [service_port(settings, n) for n in names] == [api + 1, api + 2, api + 3]
+    path = tmp_path / "learnhub.yaml"
+    path.write_text(json.dumps({"grading": {"port": 9999}}))
+    configured = load_settings(path, environ={"LEARNHUB_STATE_DIR": str(tmp_path)})
+    assert service_port(configured, GRADING_SERVICE) == 9999
+    assert service_port(configured, COURSE_SERVICE) == api + 1
