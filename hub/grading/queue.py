@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..db.leases import lapsed, take_lease
 from ..store import Base, Store
 
 
@@ -207,27 +208,22 @@ class GradingQueue:
         now = time.time() if now is None else now
         claimable = or_(
             GradingJob.state == JobState.QUEUED,
-            and_(GradingJob.state == JobState.RUNNING, GradingJob.lease_until < now),
+            and_(GradingJob.state == JobState.RUNNING, lapsed(GradingJob, now)),
         )
         with self.store.session() as s:
             candidates = s.scalars(
                 select(GradingJob.id).where(claimable).order_by(GradingJob.enqueued).limit(5)
             ).all()
             for job_id in candidates:
-                # The UPDATE's row count decides: two workers cannot both take a job.
-                taken = s.execute(
-                    update(GradingJob)
-                    .where(GradingJob.id == job_id, claimable)
-                    .values(
-                        state=JobState.RUNNING,
-                        worker=worker,
-                        lease_until=now + self.lease_s,
-                        started=now,
-                        attempts=GradingJob.attempts + 1,
-                    )
-                ).rowcount
-                s.commit()
-                if taken == 1:
+                taken = take_lease(
+                    s, GradingJob, job_id, free=claimable, until=now + self.lease_s, values={
+                        "state": JobState.RUNNING,
+                        "worker": worker,
+                        "started": now,
+                        "attempts": GradingJob.attempts + 1,
+                    },
+                )  # fmt: skip
+                if taken:
                     return _job(s.get(GradingJob, job_id))
         return None
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
+from ..db.leases import lapsed, take_lease
 from ..lti13.keys import ToolKeys
 from ..store import Base, EnrollmentInfo, Store
 from . import ags
@@ -362,20 +363,10 @@ class GradeOutbox:
                 other.lease_until > now,
             )
         )
+        free = and_(OutboxGrade.state.in_(DUE_STATES), lapsed(OutboxGrade, now), ~busy)
         with self.store.session() as s:
-            claimed = s.execute(
-                update(OutboxGrade)
-                .where(
-                    OutboxGrade.id == grade_id,
-                    OutboxGrade.state.in_(DUE_STATES),
-                    (OutboxGrade.lease_until.is_(None)) | (OutboxGrade.lease_until < now),
-                    ~busy,
-                )
-                .values(lease_until=now + self.lease)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            s.commit()
-            return s.get(OutboxGrade, grade_id) if claimed == 1 else None
+            claimed = take_lease(s, OutboxGrade, grade_id, free=free, until=now + self.lease)
+            return s.get(OutboxGrade, grade_id) if claimed else None
 
     async def deliver_due(self, now: float | None = None) -> DeliveryReport:
         """Send every grade whose attempt is due, one after the other; record each outcome.
