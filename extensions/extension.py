@@ -11,6 +11,7 @@ from traitlets import List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from . import labextension_path
+from .assignment_links import assignment_link_handlers
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
 from .course_service import no_course_service_handlers, use_course_service
 from .courses import course_page_config_hook
@@ -130,6 +131,8 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     serverapp.web_app.add_handlers(".*$", my_data_handlers(serverapp.base_url))
     # Their submissions and how each one's grading went, failures with why (mysubmissions).
     serverapp.web_app.add_handlers(".*$", my_submissions_handlers(serverapp.base_url))
+    # Where an assignment's LMS link lands: its notebook, or formgrader for staff.
+    serverapp.web_app.add_handlers(".*$", assignment_link_handlers(serverapp.base_url))
     # Before nbgrader's own, which would hide why (see course_service).
     serverapp.web_app.add_handlers(".*$", no_course_service_handlers(serverapp.base_url))
     if role == "grader":

@@ -33,6 +33,9 @@ from .learner_pages import HubService
 GRADING_URL_ENV = "LEARNHUB_GRADING_URL"
 SESSION_PATH = "learnhub/session"
 QUEUE_PATH = "learnhub/grading"
+# Where the handoff may send the browser on: formgrader, or one assignment's submissions
+# (an assignment link's; learnhub.courses.hub.formgrader_page), nowhere else.
+GRADER_NEXT_PAGE = re.compile(r"formgrader/(manage_submissions/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})?")
 # The relayed queue page: markup and inline styles of its own, nothing else, never framed.
 QUEUE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
@@ -100,7 +103,10 @@ class FormgraderSessionHandler(JupyterHandler):
             samesite="Strict",
         )
         self.log.info("Formgrader session handed over to %s", user["name"])
-        self.redirect(url_path_join(self.base_url, "formgrader/"))
+        page = self.get_body_argument("next", "")
+        if not GRADER_NEXT_PAGE.fullmatch(page) or ".." in page:
+            page = "formgrader/"
+        self.redirect(url_path_join(self.base_url, page))
 
 
 class SandboxedAutogradeHandler(APIHandler):

@@ -1,5 +1,6 @@
 """Pages of a learner's own server that JupyterLab opens in a new tab (My Data, My
-Submissions), and the hub services they ask as this server's user.
+Submissions) or an assignment's link lands on, and the hub services they ask as this
+server's user.
 
 Inside an LMS frame without cookies the session's token is all the browser has, and it
 must not go in an address: JupyterLab posts it in a form whose target is the new tab
@@ -87,6 +88,11 @@ class LearnerHandler(JupyterHandler):
         if inspect.isawaitable(result):
             await result
 
+    def finish_template(self, name: str, **values) -> None:
+        page = TEMPLATE_ENVIRONMENT.get_template(name).render(**values)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(page)
+
 
 class LearnerPage(LearnerHandler):
     """A page opened from JupyterLab: GET as usual, or POST with the session's token."""
@@ -127,11 +133,6 @@ class LearnerPage(LearnerHandler):
 
     async def render_page(self, token: str) -> None:
         raise NotImplementedError
-
-    def finish_template(self, name: str, **values) -> None:
-        page = TEMPLATE_ENVIRONMENT.get_template(name).render(**values)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(page)
 
 
 def script_json(value) -> str:

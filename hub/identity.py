@@ -6,6 +6,7 @@ import base64
 import enum
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,8 +23,12 @@ class CourseRole(enum.StrEnum):
 # The last segment of an LTI role (LTI 1.1 short names, LTI 1.1 URNs such as
 # urn:lti:role:ims/lis/Instructor, and LTI 1.3 URIs such as
 # http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor) decides the course role.
-# An LMS Administrator acting in a course gets the instructor's rights in that course
-# and nothing hub-wide: hub administrators are named in the settings, not by an LMS.
+# Only context roles (membership, LTI 1.1's urn:lti:role:, short names) say what someone
+# is in this course: an institution or system role says what they are elsewhere (a
+# lecturer of the university enrolled as a learner here is a learner here). The one
+# exception is Administrator: an LMS Administrator acting in a course gets the
+# instructor's rights in that course and nothing hub-wide (hub administrators are named
+# in the settings, not by an LMS).
 _ROLE_BY_NAME = {
     "instructor": CourseRole.INSTRUCTOR,
     "administrator": CourseRole.INSTRUCTOR,
@@ -35,6 +40,16 @@ _ROLE_BY_NAME = {
 }
 
 
+# LTI 1.3's institution and system role vocabularies, and LTI 1.1's URNs of the same.
+_OUTSIDE_THE_COURSE = (
+    "purl.imsglobal.org/vocab/lis/v2/institution/",
+    "purl.imsglobal.org/vocab/lis/v2/system/",
+    "urn:lti:instrole:",
+    "urn:lti:sysrole:",
+)
+_ADMINISTRATORS = {"administrator", "sysadmin"}
+
+
 def _role_name(role: str) -> str:
     role = role.strip()
     if "#" in role:
@@ -44,10 +59,40 @@ def _role_name(role: str) -> str:
     return role.lower()
 
 
+def _course_role(role: str) -> CourseRole | None:
+    name = _role_name(role)
+    if any(marker in role.lower() for marker in _OUTSIDE_THE_COURSE):
+        return CourseRole.INSTRUCTOR if name in _ADMINISTRATORS else None
+    return _ROLE_BY_NAME.get(name)
+
+
 def course_roles(lti_roles: Iterable[str]) -> set[CourseRole]:
-    """Map LTI roles to course roles; unknown roles (Mentor, Guest...) grant learner only."""
-    roles = {_ROLE_BY_NAME[n] for n in map(_role_name, lti_roles) if n in _ROLE_BY_NAME}
+    """Map LTI roles to course roles; unknown roles (Mentor, Guest...), institution and
+    system roles (but Administrator) and no role at all grant learner only."""
+    roles = {role for role in map(_course_role, lti_roles) if role is not None}
     return roles or {CourseRole.LEARNER}
+
+
+# An nbgrader assignment's name, as a link's custom parameter `assignment` may give it: it
+# becomes a path in the learner's server and a folder of their home, so nothing else.
+ASSIGNMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+class LinkError(ValueError):
+    """A link's custom parameters name no assignment LearnHub could open."""
+
+
+def link_assignment(value) -> str | None:
+    """The assignment a link opens (its custom parameter `assignment`), or None for a link
+    that opens JupyterLab as it is."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not ASSIGNMENT_NAME.fullmatch(value) or ".." in value:
+        raise LinkError(
+            f"This link's custom parameter assignment={str(value)[:100]!r} is not the name of "
+            "an assignment (letters, digits, '.', '_' and '-'): tell your instructor."
+        )
+    return value
 
 
 def split_lti11_roles(value: str) -> list[str]:
@@ -108,6 +153,8 @@ class Identity:
     lti_version: str = "1.3"
     # Whatever later features need from the launch (outcome service, AGS endpoint).
     launch_claims: dict = field(default_factory=dict)
+    # The assignment the link opens (its custom parameter `assignment`), if it names one.
+    assignment: str | None = None
 
     def groups(self, current_groups: Iterable[str] = ()) -> list[str]:
         """This course's role groups, keeping the person's groups in other courses.

@@ -185,11 +185,26 @@ class LaunchHandler(LimitedBody, CookielessPage):
                         "progressUrl": url_path_join(
                             self.hub.base_url, "api/users", user.escaped_name, "server/progress"
                         ),
-                        "labUrl": url_path_join(user.url, "lab"),
+                        "labUrl": landing_url(user.url, identity),
                     }
                 ),
             )
         )
+
+
+# A learner server's page that opens the assignment a link names
+# (extensions/assignment_links.py).
+ASSIGNMENT_LINK_PATH = "learnhub/assignment"
+
+
+def landing_url(server_url: str, identity: Identity) -> str:
+    """Where the launch lands: the assignment its link names (the learner's notebook, or
+    formgrader for staff), else JupyterLab."""
+    if identity.course is not None and identity.assignment:
+        return url_path_join(
+            server_url, ASSIGNMENT_LINK_PATH, identity.course.id, identity.assignment
+        )
+    return url_path_join(server_url, "lab")
 
 
 def script_json(value) -> str:

@@ -16,7 +16,7 @@ from tornado.ioloop import IOLoop
 
 from learnhub_singleuser.headers import sent_from_this_site
 
-from ..identity import CourseRole, group_name
+from ..identity import CourseRole, LinkError, group_name, link_assignment
 from ..pages import CookielessPage
 from ..request_body import LimitedBody
 from ..tokens import FORMGRADER_TOKEN_NOTE, MIN_SESSION_LIFETIME, SESSION_TOKEN_NOTE
@@ -108,6 +108,12 @@ def formgrader_token_scopes(course_id: str) -> list[str]:
     return [f"access:servers!server={grader_username(course_id)}/"]
 
 
+def formgrader_page(assignment: str | None) -> str:
+    """Formgrader's page of `assignment` (its submissions), or its front page; relative to
+    the grader server (GRADER_NEXT_PAGE in extensions/grader.py admits these only)."""
+    return f"formgrader/manage_submissions/{assignment}" if assignment else "formgrader/"
+
+
 class FormgraderHandler(LimitedBody, CookielessPage):
     """/hub/learnhub/courses/<id>/formgrader: open the course's formgrader, staff only.
 
@@ -145,7 +151,7 @@ class FormgraderHandler(LimitedBody, CookielessPage):
             return
         grader = await self.ready_grader(course_id)
         # The grader server's own OAuth, on the hub cookie this person already has.
-        self.redirect(url_path_join(grader.url, "formgrader/"))
+        self.redirect(url_path_join(grader.url, formgrader_page(self.assignment())))
 
     async def post(self, course_id=None):
         # Only JupyterLab on this origin posts here: a form from another site could hand a
@@ -182,8 +188,16 @@ class FormgraderHandler(LimitedBody, CookielessPage):
                 action=url_path_join(grader.url, GRADER_SESSION_PATH),
                 token=grader_token,
                 lifetime=lifetime,
+                next=formgrader_page(self.assignment()),
             )
         )
+
+    def assignment(self) -> str | None:
+        """The assignment to open formgrader on (an assignment link's), if any."""
+        try:
+            return link_assignment(self.get_argument("assignment", None))
+        except LinkError as e:
+            raise web.HTTPError(400, str(e)) from None
 
     def staff_course(self, username: str, course_id: str | None) -> str | None:
         """The course to open: the one asked for, or the person's only one as staff (None

@@ -219,9 +219,11 @@ def id_token_claims(
     name: str | None = None,
     email: str | None = None,
     ags: Mapping | None = None,
+    custom: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> dict:
-    """The claims of an LTI 1.3 LtiResourceLinkRequest id_token, as LTI core requires them."""
+    """The claims of an LTI 1.3 LtiResourceLinkRequest id_token, as LTI core requires them;
+    `custom` is the link's custom parameters (e.g. {"assignment": "ps01"})."""
     issued = int(time.time() if now is None else now)
     claims = {
         "iss": platform.issuer,
@@ -249,6 +251,8 @@ def id_token_claims(
         claims["email"] = email
     if ags is not None:
         claims[AGS_ENDPOINT_CLAIM] = dict(ags)
+    if custom:
+        claims[LTI_CLAIM + "custom"] = dict(custom)
     return claims
 
 
@@ -393,6 +397,8 @@ by this other site the way Canvas or Moodle frame a tool.</p>
 <input type="hidden" name="role" value="{{ role }}">
 <input type="hidden" name="course" value="{{ course_id }}">
 <button type="submit">Launch as {{ role }} ({{ label }})</button>
+<input name="assignment" size="16" placeholder="assignment link"
+ aria-label="Assignment (the link's custom parameter assignment=, optional)">
 </form>
 {% end %}</fieldset>
 {% end %}<iframe name="tool" title="{{ course_title }}: LearnHub" src="about:blank"
@@ -821,6 +827,7 @@ class PendingLaunch:
     name: str | None = None
     email: str | None = None
     ags: Mapping | None = None
+    custom: Mapping[str, str] | None = None
     created: float = field(default_factory=time.time)
 
     def claims(self, platform: Platform, *, nonce: str) -> dict:
@@ -836,6 +843,7 @@ class PendingLaunch:
             name=self.name,
             email=self.email,
             ags=self.ags,
+            custom=self.custom,
         )
 
 
@@ -1042,6 +1050,7 @@ class DemoLMS:
         ags: Mapping | EllipsisType | None = ...,
         target_link_uri: str | None = None,
         storage_target: str | None = None,
+        custom: Mapping[str, str] | None = None,
     ) -> tuple[str, dict[str, str]]:
         """Record a launch and return the tool's login URL with the login request's params.
 
@@ -1070,6 +1079,7 @@ class DemoLMS:
             name=name,
             email=email,
             ags=ags,
+            custom=custom,
         )
         params = login_initiation_params(
             self.platform,
@@ -1200,7 +1210,9 @@ class LTI11LaunchHandler(_LMSHandler):
         if launch is None:
             return
         user, roles, course = launch
-        link = f"{course}-notebooks"
+        # ?assignment=ps01 plays a link of its own for that assignment (custom parameter).
+        assignment = self.get_argument("assignment", "").strip()
+        link = f"{course}-{assignment}" if assignment else f"{course}-notebooks"
         params = lti11_launch_params(
             user_id=user,
             roles=roles,
@@ -1209,7 +1221,10 @@ class LTI11LaunchHandler(_LMSHandler):
             resource_link_id=link,
             name=self.get_argument("name", None),
             email=self.get_argument("email", None),
-            extra={"launch_presentation_document_target": "iframe"},
+            extra={
+                "launch_presentation_document_target": "iframe",
+                **({"custom_assignment": assignment} if assignment else {}),
+            },
             **self.lms.lti11_outcome_params(user, course, link),
         )
         fields = self.lms.sign_lti11(params)
@@ -1228,13 +1243,16 @@ class LTI13LaunchHandler(_LMSHandler):
         user, roles, course = launch
         # ?storage=off starts a launch without platform storage, as older LMSs do.
         storage = None if self.get_argument("storage", "") == "off" else "_parent"
+        assignment = self.get_argument("assignment", "").strip()
         login_url, params = self.lms.initiate_lti13(
             user_id=user,
             roles=roles,
             context_id=course,
+            resource_link_id=f"{course}-{assignment}" if assignment else None,
             name=self.get_argument("name", None),
             email=self.get_argument("email", None),
             storage_target=storage,
+            custom={"assignment": assignment} if assignment else None,
         )
         self.finish(autosubmit_form_html(login_url, params, title="Opening LearnHub…"))
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ..identity import Course, Identity, course_roles, split_lti11_roles
+from ..identity import (
+    Course,
+    Identity,
+    LinkError,
+    course_roles,
+    link_assignment,
+    split_lti11_roles,
+)
 from ..session import LaunchHandler
 from .validator import validate_launch
 
@@ -46,6 +53,8 @@ def identity_from_launch(values: dict[str, str], consumer_key: str, course_id_fo
         email=values.get("lis_person_contact_email_primary") or None,
         lti_version="1.1",
         launch_claims=launch,
+        # LTI 1.1 sends a link's custom parameters as custom_<name>.
+        assignment=link_assignment(values.get("custom_assignment")),
     )
 
 
@@ -70,7 +79,10 @@ class LTI11LaunchHandler(LaunchHandler):
             ),
             window=learnhub.timestamp_window,
         )
-        identity = identity_from_launch(
-            values, values["oauth_consumer_key"], learnhub.course_id_for
-        )
+        try:
+            identity = identity_from_launch(
+                values, values["oauth_consumer_key"], learnhub.course_id_for
+            )
+        except LinkError as e:
+            self.fail(400, str(e))
         await self.start_session(identity)

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from urllib.parse import urlencode, urlsplit
 
-from ..identity import Course, Identity, course_roles
+from ..identity import Course, Identity, LinkError, course_roles, link_assignment
 from ..session import LaunchHandler, script_json
 from . import constants as c
 from .validator import validate_id_token
@@ -56,6 +56,8 @@ def identity_from_claims(claims: dict, course_id_for) -> Identity:
     for key, claim in (("ags", c.AGS_ENDPOINT), ("nrps", c.NRPS)):
         if isinstance(claims.get(claim), dict):
             launch[key] = claims[claim]
+    custom = claims.get(c.CUSTOM)
+    assignment = link_assignment(custom.get("assignment") if isinstance(custom, dict) else None)
     return Identity(
         platform=platform,
         lms_user_id=claims["sub"],
@@ -65,6 +67,7 @@ def identity_from_claims(claims: dict, course_id_for) -> Identity:
         email=claims.get("email") or None,
         lti_version="1.3",
         launch_claims=launch,
+        assignment=assignment,
     )
 
 
@@ -218,7 +221,11 @@ class LTI13LaunchHandler(LaunchHandler):
             public_key=lambda kid: learnhub.platform_keys.key(platform.jwks_url, kid),
             leeway=learnhub.clock_skew,
         )
-        await self.start_session(identity_from_claims(claims, learnhub.course_id_for))
+        try:
+            identity = identity_from_claims(claims, learnhub.course_id_for)
+        except LinkError as e:
+            self.fail(400, str(e))
+        await self.start_session(identity)
 
     def render_storage_check(self, record, id_token: str, state: str) -> None:
         """Ask the LMS frame for the state stored at login, then post the launch again.

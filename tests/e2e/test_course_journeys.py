@@ -77,12 +77,17 @@ def course():
 # ---------------------------------------------------------------- in the LMS page
 
 
-def launch(page, lms, *, user: str, role: str, version: str = "LTI 1.3"):
-    """Open the LMS course page and press its launch button as `user`; return the frame."""
+def launch(page, lms, *, user: str, role: str, version: str = "LTI 1.3", assignment: str = ""):
+    """Open the LMS course page and press its launch button as `user` (from the link of
+    `assignment`, if given); return the frame."""
     page.goto(f"{lms.url}/course")
     page.evaluate(
-        "user => document.querySelectorAll('form input[name=user]').forEach(i => i.value = user)",
-        user,
+        """([user, assignment]) => {
+            document.querySelectorAll('form input[name=user]').forEach(i => i.value = user);
+            document.querySelectorAll('form input[name=assignment]')
+                .forEach(i => i.value = assignment);
+        }""",
+        [user, assignment],
     )
     page.get_by_role("button", name=f"Launch as {role} ({version})").click()
     return page.frame_locator("iframe[name=tool]")
@@ -504,3 +509,19 @@ def test_learner_fetches_feedback(browser, course_hub, course_lms, journey, cour
         assert "celsius * 9 / 5 + 32" in text
         total = AUTOGRADED_SCORE + MANUAL_SCORE
         assert f"{ASSIGNMENT} (Score: {total} / {POINTS})" in text, text[:2000]
+
+
+def test_an_assignment_link_opens_its_notebook(browser, course_hub, course_lms, journey, course):
+    """Issue 13 item 3: a learner who opens the assignment's own LMS link lands in its
+    notebook, fetched for them, inside the LMS frame, with cookies blocked or allowed."""
+    if not course.get("released"):
+        pytest.fail("the instructor's release failed (see the tests before)")
+    page = browser.new_page()
+    learner = f"e2e-linked-{'blocked' if browser.blocked else 'allowed'}"
+    with journey.step("launch from the assignment's link", page):
+        tool = launch(page, course_lms, user=learner, role="learner", assignment=ASSIGNMENT)
+    with journey.step("the notebook opens, fetched"):
+        answer_cell(tool).wait_for(timeout=LAB_TIMEOUT_MS)
+        url = tool_frame(page).url
+        assert f"/lab/tree/{course['course_id']}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in url, url
+        assert "token" not in url, "the token stayed in the frame's address"

@@ -15,7 +15,7 @@ from learnhub.demo.lms import (
     sign_id_token,
     sign_lti11_launch,
 )
-from tests.support import lti11_launch
+from tests.support import launch_from, lti11_launch, wait_until_ready
 
 pytestmark = pytest.mark.integration
 
@@ -302,6 +302,35 @@ def test_bad_lti13_id_token(client, hub, lms, make_token, status, message):
     token = make_token(lms.platform, good_claims(lms, nonce))
     response = client.post(f"{hub.url}/hub/lti13/launch", data={"id_token": token, "state": state})
     assert_refused(hub, response, status, message, before)
+
+
+def test_the_certifications_launch_without_context_or_personal_data_works(client, hub, lms):
+    """Next to the bad ones, a valid launch as bare as the certification makes them: no
+    context, no name or email, a role of the institution only. It opens a workspace, with
+    no course, no course role and nothing kept about the person but the pseudonym."""
+    state, nonce = begin_login(client, hub, lms)
+    claims = without(good_claims(lms, nonce), LTI_CLAIM + "context")
+    claims["sub"] = "cert-bare-13"
+    claims[LTI_CLAIM + "roles"] = [
+        "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"
+    ]
+    courses = hub.query("select count(*) from learnhub_courses")[0][0]
+    response = client.post(
+        f"{hub.url}/hub/lti13/launch",
+        data={"id_token": sign_id_token(lms.platform, claims), "state": state},
+    )
+    launch = launch_from(hub.url, response)
+    wait_until_ready(client, launch)
+    assert hub.query("select count(*) from learnhub_courses")[0][0] == courses
+    assert hub.query(
+        "select count(*) from learnhub_enrollments where username = ?", launch.username
+    ) == [(0,)]
+    groups = hub.query(
+        "select count(*) from user_group_map m join users u on u.id = m.user_id where u.name = ?",
+        launch.username,
+    )
+    assert groups == [(0,)]
+    assert "cert-bare-13" not in launch.username
 
 
 def test_state_is_one_time(client, hub, lms):

@@ -38,6 +38,8 @@ OTHER_CONTEXT = "py-202"
 ASSIGNMENT = "ps1"
 # An assignment whose source names a kernel no image has: its submissions cannot run.
 NO_KERNEL = "ps-nokernel"
+# An assignment an LMS link names (custom parameter assignment=ps-link).
+LINKED = "ps-link"
 
 
 def source_notebook() -> nbformat.NotebookNode:
@@ -106,6 +108,8 @@ def course_hub(course_lms, tmp_path_factory):
         "display_name": "Blah",
         "language": "python",
     }
+    (template / "source" / LINKED).mkdir()
+    nbformat.write(source_notebook(), template / "source" / LINKED / f"{LINKED}.ipynb")
     (template / "source" / NO_KERNEL).mkdir()
     nbformat.write(unrunnable, template / "source" / NO_KERNEL / f"{NO_KERNEL}.ipynb")
     state = tmp_path_factory.mktemp("course-hub")
@@ -742,3 +746,102 @@ def test_a_submission_that_cannot_run_fails_visibly_for_its_learner(course_hub, 
         timeout=30,
     )
     assert forged.status_code == 401 and "not valid" in forged.text, forged.text
+
+
+def linked(client, hub, lms, user_id, role, assignment):
+    """A launch from an LMS link whose custom parameter names `assignment`, server ready."""
+    page = lti13_launch(
+        client, lms, user_id=user_id, roles=[role], context=CONTEXT,
+        custom={"assignment": assignment},
+    )  # fmt: skip
+    launch = launch_from(hub.url, page)
+    wait_until_ready(client, launch)
+    return launch
+
+
+def landing(launch) -> requests.Response:
+    """What the waiting page opens once the server is ready: its labUrl with the token."""
+    return requests.get(
+        f"{launch.hub_url}{launch.lab_url}",
+        params={"token": launch.token},
+        allow_redirects=False,
+        timeout=120,
+    )
+
+
+def test_an_assignment_link_opens_its_notebook_or_formgrader(course_hub, course_lms):
+    """Issue 13 items 2 and 3: an LMS link with the custom parameter assignment=<name>
+    lands a learner in that assignment's notebook, fetched for them, and its staff in
+    formgrader on its submissions; an assignment not released says so; a bad name is
+    refused at the launch."""
+    client = CookielessClient()
+    teacher = linked(client, course_hub, course_lms, "teacher-1", Role.INSTRUCTOR, LINKED)
+    course_id = course_id_of(course_hub, CONTEXT)
+    assert teacher.lab_url.endswith(f"/learnhub/assignment/{course_id}/{LINKED}")
+    staff_page = landing(teacher)
+    assert staff_page.status_code == 200, staff_page.text[:2000]
+    action, fields = parse_form(staff_page.text)
+    assert action == f"/hub/learnhub/courses/{course_id}/formgrader"
+    assert fields == {"token": teacher.token, "assignment": LINKED}
+    browser = requests.Session()
+    handoff = browser.post(course_hub.url + action, data=fields, headers=SAME_ORIGIN, timeout=180)
+    handoff_action, handoff_fields = parse_form(handoff.text)
+    assert handoff_fields["next"] == f"formgrader/manage_submissions/{LINKED}"
+    opened = browser.post(
+        requests.compat.urljoin(handoff.url, handoff_action), data=handoff_fields,
+        headers=SAME_ORIGIN, timeout=180,
+    )  # fmt: skip
+    assert opened.status_code == 200
+    assert opened.url.endswith(f"/user/grader-{course_id}/formgrader/manage_submissions/{LINKED}")
+    # The handoff goes nowhere but formgrader, whatever `next` says.
+    forged = requests.Session()
+    handoff = forged.post(
+        f"{course_hub.url}/hub/learnhub/courses/{course_id}/formgrader",
+        data={"token": teacher.token}, headers=SAME_ORIGIN, timeout=180,
+    )  # fmt: skip
+    handoff_action, handoff_fields = parse_form(handoff.text)
+    handoff_fields["next"] = "../../hub/token"
+    elsewhere = forged.post(
+        requests.compat.urljoin(handoff.url, handoff_action), data=handoff_fields,
+        headers=SAME_ORIGIN, timeout=180,
+    )  # fmt: skip
+    # (formgrader's front page sends the browser on to its list of assignments)
+    assert f"/user/grader-{course_id}/formgrader/manage_assignments" in elsewhere.url, elsewhere.url
+
+    # Not released yet: the learner is told so, and lands nowhere else.
+    learner = linked(client, course_hub, course_lms, "student-link", Role.LEARNER, LINKED)
+    waiting = landing(learner)
+    assert waiting.status_code == 404 and f"{LINKED} is not open yet" in waiting.text
+    assert "Python" in waiting.text or CONTEXT in waiting.text  # the course's title
+
+    # Released: the learner's launch fetches it and opens its notebook.
+    formgrader = Formgrader(course_hub, course_id, teacher.token)
+    formgrader.action(f"assignment/{LINKED}/assign")
+    formgrader.action(f"assignment/{LINKED}/release")
+    opened = landing(learner)
+    assert opened.status_code == 302, opened.text[:2000]
+    notebook = f"{course_id}/{LINKED}/{LINKED}.ipynb"
+    assert opened.headers["Location"] == (
+        f"/user/{learner.username}/lab/tree/{notebook}?token={learner.token}"
+    )
+    fetched = learner_api(learner, "GET", f"api/contents/{notebook}")
+    assert fetched.status_code == 200 and fetched.json()["type"] == "notebook"
+    # Again: already fetched, the learner's own copy opens (nothing fetched over it).
+    assert landing(learner).headers["Location"] == opened.headers["Location"]
+
+    # Another course's assignment, or a name no link could carry, opens nothing.
+    other = course_id_of(course_hub, CONTEXT).replace(
+        course_id[1], "z" if course_id[1] != "z" else "y", 1
+    )
+    foreign = requests.get(
+        f"{learner.server_url}learnhub/assignment/{other}/{LINKED}",
+        headers=learner.headers, timeout=60,
+    )  # fmt: skip
+    assert foreign.status_code == 403 and "not in this course" in foreign.text
+    refused = lti13_launch(
+        CookielessClient(), course_lms, user_id="student-link", context=CONTEXT,
+        custom={"assignment": "../../etc"},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert "custom parameter assignment=&#39;../../etc&#39; is not the name of" in refused.text
+    assert client.cookie_headers_sent == []

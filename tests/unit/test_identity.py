@@ -6,14 +6,18 @@ from learnhub.identity import (
     Course,
     CourseRole,
     Identity,
+    LinkError,
     course_id_for,
     course_roles,
+    link_assignment,
     split_lti11_roles,
     username_for,
 )
 
 KEY = b"k" * 32
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
+INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person"
+SYSTEM = "http://purl.imsglobal.org/vocab/lis/v2/system/person"
 
 
 def test_username_is_stable_and_platform_specific():
@@ -61,6 +65,19 @@ def test_course_id_shape():
             [f"{MEMBERSHIP}#Instructor", f"{MEMBERSHIP}#Learner"],
             {CourseRole.INSTRUCTOR, CourseRole.LEARNER},
         ),
+        # A lecturer of the university, enrolled as a learner in this course: a learner.
+        ([f"{INSTITUTION}#Instructor", f"{MEMBERSHIP}#Learner"], {CourseRole.LEARNER}),
+        ([f"{INSTITUTION}#Faculty", f"{INSTITUTION}#Staff"], {CourseRole.LEARNER}),
+        (["urn:lti:instrole:ims/lis/Instructor", "Learner"], {CourseRole.LEARNER}),
+        ([f"{SYSTEM}#SysAdmin"], {CourseRole.INSTRUCTOR}),
+        (["urn:lti:sysrole:ims/lis/User"], {CourseRole.LEARNER}),
+        # The certification's instructor with several roles, and its short names.
+        (
+            [f"{INSTITUTION}#Instructor", f"{MEMBERSHIP}#Instructor", f"{SYSTEM}#User"],
+            {CourseRole.INSTRUCTOR},
+        ),
+        (["Learner"], {CourseRole.LEARNER}),
+        (["http://purl.imsglobal.org/vocab/lis/v2/unknown#Wizard"], {CourseRole.LEARNER}),
     ],
     ids=[
         "11-short-instructor",
@@ -75,6 +92,14 @@ def test_course_id_shape():
         "13-mentor-least-privilege",
         "no-roles",
         "two-roles",
+        "13-institution-instructor-is-a-learner-here",
+        "13-institution-roles-only",
+        "11-instrole-instructor-is-a-learner-here",
+        "13-system-sysadmin",
+        "11-sysrole-user",
+        "13-certification-instructor-several-roles",
+        "13-short-learner",
+        "13-unknown-role",
     ],
 )
 def test_course_roles(roles, expected):
@@ -102,3 +127,34 @@ def test_groups_keep_other_courses_and_replace_this_one():
 def test_launch_without_course_keeps_groups():
     person = Identity(platform="p", lms_user_id="1", roles={CourseRole.LEARNER}, course=None)
     assert person.groups(["cbbbbbbbbbbb-learner"]) == ["cbbbbbbbbbbb-learner"]
+
+
+@pytest.mark.parametrize("value", [None, "", "ps01", "PS1_expressions", "week-2.b"])
+def test_a_link_names_an_assignment_or_none(value):
+    assert link_assignment(value) == (value or None)
+
+
+@pytest.mark.parametrize(
+    "value", ["../etc", "ps/1", ".hidden", "a..b", "ps 1", "x" * 101, 7, ["ps1"], "ps1\n"]
+)
+def test_a_link_naming_no_assignment_is_refused_with_its_reason(value):
+    with pytest.raises(LinkError, match="is not the name of an assignment"):
+        link_assignment(value)
+
+
+def test_lti11_and_lti13_links_carry_their_assignment():
+    from learnhub.lti11.handlers import identity_from_launch
+    from learnhub.lti13 import constants as c
+    from learnhub.lti13.handlers import identity_from_claims
+
+    lti11 = identity_from_launch(
+        {"user_id": "u", "context_id": "k", "roles": "Learner", "custom_assignment": "ps01"},
+        "key", lambda platform, context: "c" + context,
+    )  # fmt: skip
+    assert lti11.assignment == "ps01"
+    claims = {
+        "iss": "https://lms", "aud": "tool", "sub": "u", c.DEPLOYMENT_ID: "d",
+        c.RESOURCE_LINK: {"id": "r"}, c.ROLES: [], c.CUSTOM: {"assignment": "ps02"},
+    }  # fmt: skip
+    assert identity_from_claims(claims, lambda p, k: "c" + k).assignment == "ps02"
+    assert identity_from_claims({**claims, c.CUSTOM: "x"}, lambda p, k: k).assignment is None
