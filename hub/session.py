@@ -14,6 +14,7 @@ from .courses.hub import course_access
 from .errors import LaunchError
 from .identity import Identity, parse_group_name
 from .pages import CookielessPage
+from .passback import release_held
 from .privacy import analytics as stats
 from .request_body import LimitedBody
 from .store import principal_role
@@ -122,7 +123,10 @@ class LaunchHandler(LimitedBody, CookielessPage):
             launch=identity.launch_claims,
             name=identity.name,
             email=identity.email,
+            assignment=identity.assignment,
         )
+        # Grades that waited for a link's launch (grading.unlinked_assignments) may go now.
+        release_held(self.authenticator.store, username, course.id)
         courses = course_access(self.settings)
         if courses is not None:
             courses.grant_staff_access(self.db, course.id)

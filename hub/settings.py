@@ -378,6 +378,15 @@ SCHEMA: dict[str, Any] = {
                     "description": "seconds one notebook may run in all; default 300, at least "
                     "grading.cell_timeout",
                 },
+                "unlinked_assignments": {
+                    "enum": ["course-link", "hold"],
+                    "default": "course-link",
+                    "description": "where the grade of an assignment goes when the learner "
+                    "never opened a link naming it (custom parameter assignment=): through the "
+                    "course's link (course-link: under LTI 1.3 a column of its own; where that "
+                    "link gives one grade cell, the first assignment sent keeps it and the "
+                    "others wait), or kept until the learner opens the assignment's link (hold)",
+                },
             },
         },
         "demo": {

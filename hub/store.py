@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import (
@@ -146,6 +146,8 @@ class Enrollment(Base):
         return self.role in STAFF_ROLES
 
 
+# The key of an enrollment's stored launch that keeps the launch of each link (EnrollmentInfo).
+LINKS = "links"
 # Roles that may open a course's formgrader and act for the course in the exchange.
 STAFF_ROLES = frozenset({"instructor", "ta"})
 # The role an enrollment records when a launch carries several: the most privileged.
@@ -171,6 +173,9 @@ class EnrollmentInfo:
     email: str | None
     first_launch: float
     last_launch: float
+    # The latest launch of each link this person opened, by the assignment the link names
+    # ("" for a link that names none): where each assignment's grade goes (passback.targets).
+    links: dict[str, dict] = field(default_factory=dict)
 
     @property
     def is_staff(self) -> bool:
@@ -436,8 +441,13 @@ class Store:
         name: str | None,
         email: str | None,
         now: float | None = None,
+        assignment: str | None = None,
     ) -> bool:
-        """Upsert the course and the enrollment of a launch; True when the course is new."""
+        """Upsert the course and the enrollment of a launch; True when the course is new.
+
+        `assignment` is what the launch's link names (None: a link naming none); the launch
+        is kept as that link's, beside those of the other links this person opened.
+        """
         now = time.time() if now is None else now
         with self.session() as s:
             course = s.get(CourseRecord, course_id)
@@ -449,14 +459,22 @@ class Store:
                 s.add(course)
             course.title = title
             course.last_launch = now
-            row = s.get(Enrollment, (course_id, username))
+            row = s.get(Enrollment, (course_id, username), with_for_update=True)
+            links = {}
             if row is None:
                 row = Enrollment(course_id=course_id, username=username, first_launch=now)
                 s.add(row)
+            else:
+                links = self._launches(row)[1]
+            if row.lti_version != lti_version:
+                # Another LTI version's links cannot carry this one's grades.
+                links = {}
+            links[assignment or ""] = {k: v for k, v in launch.items() if k != LINKS}
             row.role = role
             row.lti_version = lti_version
             row.platform = platform
-            row.launch_enc = self.cipher.encrypt(json.dumps(launch, sort_keys=True))
+            stored = {**launch, LINKS: links}
+            row.launch_enc = self.cipher.encrypt(json.dumps(stored, sort_keys=True))
             # A launch without name or email leaves no stale copy behind.
             row.name_enc = self.cipher.encrypt(name) if name else None
             row.email_enc = self.cipher.encrypt(email) if email else None
@@ -469,18 +487,27 @@ class Store:
                 return self.record_launch(
                     username=username, course_id=course_id, platform=platform,
                     context_id=context_id, title=title, role=role, lti_version=lti_version,
-                    launch=launch, name=name, email=email, now=now,
+                    launch=launch, name=name, email=email, now=now, assignment=assignment,
                 )  # fmt: skip
             return created
 
+    def _launches(self, row: Enrollment) -> tuple[dict, dict[str, dict]]:
+        """An enrollment's latest launch, and the latest launch of each of its links."""
+        launch = json.loads(self.cipher.decrypt(row.launch_enc))
+        links = launch.pop(LINKS, None)
+        # An enrollment recorded before links were kept: its launch is the course's link.
+        return launch, links if isinstance(links, dict) else {"": launch}
+
     def _open(self, row: Enrollment) -> EnrollmentInfo:
+        launch, links = self._launches(row)
         return EnrollmentInfo(
             course_id=row.course_id,
             username=row.username,
             role=row.role,
             lti_version=row.lti_version,
             platform=row.platform,
-            launch=json.loads(self.cipher.decrypt(row.launch_enc)),
+            launch=launch,
+            links=links,
             name=self.cipher.decrypt(row.name_enc) if row.name_enc else None,
             email=self.cipher.decrypt(row.email_enc) if row.email_enc else None,
             first_launch=row.first_launch,

@@ -19,7 +19,8 @@ def format_entry(entry: OutboxEntry) -> str:
     """One listing line: what, where it stands, and why."""
     score = f"{entry.score:g}/{entry.max_score:g}" + (" (manual pending)" * entry.pending_manual)
     if entry.state is GradeState.SENT:
-        status = f"sent {_when(entry.sent_at)} (LMS answered {entry.lms_status})"
+        where = entry.destination or "the LMS"
+        status = f"sent {_when(entry.sent_at)} to {where} (LMS answered {entry.lms_status})"
     elif entry.state is GradeState.FAILED:
         status = f"next attempt {_when(entry.next_attempt)}"
     elif entry.state is GradeState.PENDING:
@@ -36,7 +37,10 @@ def format_entry(entry: OutboxEntry) -> str:
 
 
 def _outbox(settings) -> GradeOutbox:
-    return GradeOutbox(Store(settings.database_url, settings.crypt_key))
+    return GradeOutbox(
+        Store(settings.database_url, settings.crypt_key),
+        unlinked=settings["grading"]["unlinked_assignments"],
+    )
 
 
 def cmd_outbox(settings, args) -> int:

@@ -8,6 +8,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import os
@@ -892,7 +893,9 @@ class DemoLMS:
         self.outcomes: dict[str, OutcomeGrade] = {}
         self.outcome_requests: list[OutcomeGrade] = []
         self.lineitems: dict[str, dict[str, dict]] = {}
+        # What the tool created; the columns an instructor made with a link are not in it.
         self.lineitem_posts: list[dict] = []
+        self._lineitem_numbers = itertools.count(1)
         self.scores: dict[tuple[str, str], dict] = {}
         self.score_posts: list[dict] = []
         self.refusals: list[tuple[str, int, str]] = []
@@ -926,9 +929,38 @@ class DemoLMS:
     def lineitems_url(self, context_id: str) -> str:
         return f"{self.url}/api/lti/courses/{quote(context_id, safe='')}/lineitems"
 
-    def ags_claim(self, context_id: str, scopes: Iterable[str] = GRANTED_SCOPES) -> dict:
-        """The AGS endpoint claim of a launch into `context_id`: its line item container."""
-        return {"scope": list(scopes), "lineitems": self.lineitems_url(context_id)}
+    def ags_claim(
+        self,
+        context_id: str,
+        scopes: Iterable[str] = GRANTED_SCOPES,
+        *,
+        lineitem: str | None = None,
+    ) -> dict:
+        """The AGS endpoint claim of a launch into `context_id`: its line item container, and
+        `lineitem`, the column of the launch's link when the link has one."""
+        claim = {"scope": list(scopes), "lineitems": self.lineitems_url(context_id)}
+        if lineitem:
+            claim["lineitem"] = lineitem
+        return claim
+
+    def new_lineitem_id(self, context_id: str) -> str:
+        return f"{self.lineitems_url(context_id)}/{next(self._lineitem_numbers)}"
+
+    def link_lineitem(
+        self, context_id: str, resource_link_id: str, label: str, score_maximum: float = 100
+    ) -> str:
+        """The id of the column an instructor made with a link (as Canvas does for an
+        assignment's external tool link): made once, its resourceLinkId the link's."""
+        items = self.lineitems.setdefault(context_id, {})
+        for item in items.values():
+            if item.get("resourceLinkId") == resource_link_id:
+                return item["id"]
+        item_id = self.new_lineitem_id(context_id)
+        items[item_id] = {
+            "id": item_id, "label": label, "scoreMaximum": score_maximum,
+            "resourceLinkId": resource_link_id,
+        }  # fmt: skip
+        return item_id
 
     def enroll(self, user_id: str, context_id: str) -> None:
         """Make `user_id` a member of the course: scores for anyone else are refused."""
@@ -1244,11 +1276,18 @@ class LTI13LaunchHandler(_LMSHandler):
         # ?storage=off starts a launch without platform storage, as older LMSs do.
         storage = None if self.get_argument("storage", "") == "off" else "_parent"
         assignment = self.get_argument("assignment", "").strip()
+        link = f"{course}-{assignment}" if assignment else None
         login_url, params = self.lms.initiate_lti13(
             user_id=user,
             roles=roles,
             context_id=course,
-            resource_link_id=f"{course}-{assignment}" if assignment else None,
+            resource_link_id=link,
+            # An assignment's link comes with its column, as in Canvas.
+            ags=self.lms.ags_claim(
+                course, lineitem=self.lms.link_lineitem(course, link, assignment)
+            )
+            if link
+            else ...,
             name=self.get_argument("name", None),
             email=self.get_argument("email", None),
             storage_target=storage,
@@ -1498,7 +1537,7 @@ class LineItemsHandler(_AGSHandler):
             item = validate_new_lineitem(self.json_body(LINEITEM_TYPE))
         except GradeRefused as refused:
             return self.refuse_json(refused)
-        item["id"] = f"{self.lms.lineitems_url(context)}/{len(self.lms.lineitem_posts) + 1}"
+        item["id"] = self.lms.new_lineitem_id(context)
         items[item["id"]] = item
         self.lms.lineitem_posts.append(dict(item))
         self.send_json(item, LINEITEM_TYPE, status=201)

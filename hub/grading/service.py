@@ -762,7 +762,7 @@ def service_from_environment(environ=os.environ) -> tuple[GradingService, str, i
         courses=CourseDirectories.from_settings(settings, environ),
         exchange=ExchangeStore(settings.state_dir / "exchange"),
         queue=GradingQueue(store),
-        outbox=GradeOutbox(store),
+        outbox=GradeOutbox(store, unlinked=grading["unlinked_assignments"]),
         sandbox=pick_sandbox(grading["sandbox"], limits, grading["image"] or DEFAULT_IMAGE),
         identities=TokenIdentities(
             environ["JUPYTERHUB_API_URL"], environ["JUPYTERHUB_API_TOKEN"], SERVICE_NAME

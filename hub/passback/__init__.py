@@ -13,9 +13,11 @@ from .outbox import (
     GradeState,
     OutboxEntry,
     OutboxGrade,
+    release_held,
     retry_delay,
     run_outbox,
 )
+from .targets import Unlinked
 
 __all__ = [
     "NO_GRADE_SERVICE",
@@ -26,12 +28,14 @@ __all__ = [
     "GradeState",
     "OutboxEntry",
     "OutboxGrade",
+    "Unlinked",
     "build_client_assertion",
     "build_lineitem",
     "build_replace_result_xml",
     "build_score_payload",
     "find_lineitem",
     "parse_pox_response",
+    "release_held",
     "retry_delay",
     "run_outbox",
     "sign_outcome_request",

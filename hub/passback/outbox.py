@@ -32,10 +32,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HT
 
 from ..db.leases import lapsed, take_lease
 from ..lti13.keys import ToolKeys
-from ..store import Base, EnrollmentInfo, Store
+from ..store import Base, Store
 from . import ags
 from .lti11 import build_replace_result_xml, parse_pox_response
 from .lti11 import sign_outcome_request as sign_lti11
+from .targets import NoLink, Target, Unlinked, target_for
 
 log = logging.getLogger("learnhub.passback")
 
@@ -53,7 +54,7 @@ class GradeState(StrEnum):
     FAILED = "failed"  # an attempt failed; another is scheduled at next_attempt
     SENT = "sent"  # the LMS acknowledged it (2xx)
     NEEDS_ATTENTION = "needs-attention"  # failed in a way retrying alone will not fix
-    NO_TARGET = "no-target"  # the learner's launch named no grade service
+    NO_TARGET = "no-target"  # no launch of the learner may carry it (passback.targets); waits
     SUPERSEDED = "superseded"  # a newer grade for the same work replaced it before it was sent
 
 
@@ -92,6 +93,8 @@ class OutboxGrade(Base):
     lms_status: Mapped[int | None] = mapped_column(Integer)
     lti_version: Mapped[str | None] = mapped_column(String(8))
     superseded_by: Mapped[int | None] = mapped_column(Integer)
+    # Where it went, or was to go: "LTI 1.1 result of link <id>" or "line item <url>".
+    destination: Mapped[str | None] = mapped_column(Text)
     created: Mapped[float] = mapped_column(Float)
     updated: Mapped[float] = mapped_column(Float)
 
@@ -116,6 +119,7 @@ class OutboxEntry:
     lti_version: str | None
     superseded_by: int | None
     graded_at: float
+    destination: str | None = None
 
     @classmethod
     def of(cls, row: OutboxGrade) -> OutboxEntry:
@@ -136,6 +140,7 @@ class OutboxEntry:
             lti_version=row.lti_version,
             superseded_by=row.superseded_by,
             graded_at=row.graded_at,
+            destination=row.destination,
         )
 
 
@@ -221,8 +226,10 @@ class GradeOutbox:
         give_up_after: float = 14 * 24 * 3600,
         lease: float = 300,
         rng: random.Random | None = None,
+        unlinked: Unlinked | str = Unlinked.COURSE_LINK,
     ):
         self.store = store
+        self.unlinked = Unlinked(unlinked)
         self.tool_keys = ToolKeys(store)
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
@@ -405,6 +412,7 @@ class GradeOutbox:
     async def _deliver(self, http: AsyncHTTPClient, row: OutboxGrade, now: float) -> GradeState:
         enrollment = await asyncio.to_thread(self.store.enrollment, row.username, row.course_id)
         version = enrollment.lti_version if enrollment else None
+        row.destination = None
         try:
             if enrollment is None:
                 raise DeliveryError(
@@ -412,10 +420,14 @@ class GradeOutbox:
                     f"{row.course_id}: the learner has not launched it from the LMS)",
                     no_target=True,
                 )
+            try:
+                target = target_for(enrollment.links, row.assignment, self.unlinked)
+            except NoLink as problem:
+                raise DeliveryError(f"no passback target ({problem})", no_target=True) from None
             if enrollment.lti_version == "1.1":
-                status = await self._send_lti11(http, row, enrollment)
+                status = await self._send_lti11(http, row, target)
             elif enrollment.lti_version == "1.3":
-                status = await self._send_ags(http, row, enrollment)
+                status = await self._send_ags(http, row, target)
             else:
                 raise DeliveryError(
                     f"no passback target (unknown LTI version {enrollment.lti_version!r})",
@@ -447,6 +459,7 @@ class GradeOutbox:
                     sent_at=done,
                     lms_status=status,
                     lti_version=version,
+                    destination=row.destination,
                     updated=done,
                 )
             )
@@ -486,6 +499,7 @@ class GradeOutbox:
                     next_attempt=next_attempt,
                     lms_status=error.status,
                     lti_version=version,
+                    destination=row.destination,
                     updated=time.time(),
                 )
             )
@@ -533,14 +547,51 @@ class GradeOutbox:
 
     # ------------------------------------------------------------ LTI 1.1
 
-    async def _send_lti11(
-        self, http: AsyncHTTPClient, row: OutboxGrade, enrollment: EnrollmentInfo
-    ) -> int:
-        launch = enrollment.launch
+    async def _aim(self, row: OutboxGrade, destination: str, target: Target) -> None:
+        """Record where the grade goes; refuse a cell that holds another assignment's grade.
+
+        A column is one assignment's: a grade sent there would overwrite the other's. That
+        happens only through a link that is not the assignment's own (the course's link giving
+        one cell), or a link whose assignment an instructor changed.
+        """
+        row.destination = destination
+        holder = await asyncio.to_thread(self._holder, row, destination)
+        if holder is not None:
+            how = (
+                "the link of another assignment" if target.own_link
+                else "the course's link, which gives one grade cell"
+            )  # fmt: skip
+            raise DeliveryError(
+                f"no passback target ({destination}, {how}, already holds the grade of "
+                f"{holder!r}: add a link for {row.assignment!r} in the LMS with the custom "
+                f"parameter assignment={row.assignment}; the grade is sent when the learner "
+                "opens it)",
+                no_target=True,
+            )
+
+    def _holder(self, row: OutboxGrade, destination: str) -> str | None:
+        """The other assignment whose grade this learner's cell at `destination` holds."""
+        with self.store.session() as s:
+            return s.scalars(
+                select(OutboxGrade.assignment)
+                .where(
+                    OutboxGrade.username == row.username,
+                    OutboxGrade.course_id == row.course_id,
+                    OutboxGrade.destination == destination,
+                    OutboxGrade.assignment != row.assignment,
+                    OutboxGrade.state == GradeState.SENT,
+                )
+                .limit(1)
+            ).first()
+
+    async def _send_lti11(self, http: AsyncHTTPClient, row: OutboxGrade, target: Target) -> int:
+        launch = target.launch
         url = launch.get("lis_outcome_service_url")
         sourcedid = launch.get("lis_result_sourcedid")
         if not url or not sourcedid:
             raise DeliveryError(NO_GRADE_SERVICE, no_target=True)
+        link = launch.get("resource_link_id") or "without an id"
+        await self._aim(row, f"LTI 1.1 result of link {link}", target)
         key = launch.get("consumer_key", "")
         consumer = await asyncio.to_thread(self.store.get_consumer, key)
         if consumer is None:
@@ -574,10 +625,8 @@ class GradeOutbox:
 
     # ------------------------------------------------------------ LTI 1.3 AGS
 
-    async def _send_ags(
-        self, http: AsyncHTTPClient, row: OutboxGrade, enrollment: EnrollmentInfo
-    ) -> int:
-        launch = enrollment.launch
+    async def _send_ags(self, http: AsyncHTTPClient, row: OutboxGrade, target: Target) -> int:
+        launch = target.launch
         claim = launch.get("ags")
         if not isinstance(claim, dict):
             raise DeliveryError(NO_GRADE_SERVICE, no_target=True)
@@ -599,12 +648,13 @@ class GradeOutbox:
                 "(learnhub lti add-platform)",
                 permanent=True,
             )
-        target = _AGSTarget(
+        service = _AGSTarget(
             token_url=platforms[0].token_url,
             client_id=client_id,
             scopes=tuple(scopes),
             claim=claim,
             resource_link_id=(launch.get("resource_link") or {}).get("id"),
+            own_link=target.own_link,
         )
         payload = ags.build_score_payload(
             launch["sub"], row.score, row.max_score, row.graded_at,
@@ -612,14 +662,15 @@ class GradeOutbox:
         )  # fmt: skip
         body = json.dumps(payload)
         for fresh in (False, True):
-            lineitem = await self._lineitem(http, target, row, fresh=fresh)
+            lineitem = await self._lineitem(http, service, row, fresh=fresh)
+            await self._aim(row, f"line item {lineitem}", target)
             response = await self._authorized(
-                http, target, ags.scores_url(lineitem), "the score", method="POST",
+                http, service, ags.scores_url(lineitem), "the score", method="POST",
                 headers={"Content-Type": ags.SCORE_TYPE}, body=body,
             )  # fmt: skip
-            if response.code == 404 and not fresh:
+            if response.code == 404 and not fresh and lineitem != claim.get("lineitem"):
                 # The column was deleted in the LMS since we cached it: find or make it again.
-                self._lineitems.pop((target.container, row.assignment), None)
+                self._lineitems.pop((service.container, row.assignment), None)
                 continue
             if 200 <= response.code < 300:
                 return response.code
@@ -705,12 +756,16 @@ class GradeOutbox:
     async def _lineitem(
         self, http: AsyncHTTPClient, target: _AGSTarget, row: OutboxGrade, *, fresh: bool
     ) -> str:
-        """The URL of the assignment's line item: cached, found in the container, or created."""
+        """The URL of the assignment's line item: its link's, cached, found in the container,
+        or created."""
         claim, scopes = target.claim, target.scopes
+        if target.own_link and claim.get("lineitem"):
+            # The LMS made this link's column: the assignment's grade belongs there.
+            return claim["lineitem"]
         container = target.container
         can_read = ags.SCOPE_LINEITEM in scopes or ags.SCOPE_LINEITEM_READONLY in scopes
         if not container or not can_read:
-            # Only the launch's own line item may be written: every assignment goes there.
+            # Only the launch's own line item may be written (_aim keeps it to one assignment).
             return claim["lineitem"]
         cache_key = (container, row.assignment)
         if not fresh and cache_key in self._lineitems:
@@ -759,10 +814,31 @@ class _AGSTarget:
     scopes: tuple[str, ...]
     claim: dict
     resource_link_id: str | None
+    own_link: bool
 
     @property
     def container(self) -> str | None:
         return self.claim.get("lineitems")
+
+
+def release_held(store: Store, username: str, course_id: str, now: float | None = None) -> int:
+    """Make due now this learner's grades in this course that had no target: a launch has
+    just given them one (the link of their assignment, or the course's). How many."""
+    now = time.time() if now is None else now
+    with store.session() as s:
+        released = s.execute(
+            update(OutboxGrade)
+            .where(
+                OutboxGrade.username == username,
+                OutboxGrade.course_id == course_id,
+                OutboxGrade.state == GradeState.NO_TARGET,
+            )
+            .values(state=GradeState.PENDING, next_attempt=now, updated=now)
+        ).rowcount
+        s.commit()
+    if released:
+        log.info("%d held grade(s) of %s in course %s due again", released, username, course_id)
+    return released
 
 
 async def run_outbox(

@@ -554,6 +554,7 @@ class EnrollmentStore:
                 "lti_version": e.lti_version,
                 "platform": e.platform,
                 "launch": e.launch,
+                "launches_by_link": e.links,
                 "name": e.name,
                 "email": e.email,
                 "first_launch": _iso(e.first_launch),

@@ -238,6 +238,22 @@ def answer(notebook: dict) -> dict:
     return notebook
 
 
+def answer_and_submit(learner, course_id: str, assignment: str) -> dict:
+    """The learner answers their fetched notebook (answer()) and submits it; the answer."""
+    path = f"api/contents/{course_id}/{assignment}/{assignment}.ipynb"
+    notebook = learner_api(learner, "GET", path).json()["content"]
+    saved = learner_api(
+        learner, "PUT", path, json={"type": "notebook", "content": answer(notebook)}
+    )
+    assert saved.status_code == 200, saved.text
+    submitted = learner_api(
+        learner, "POST", "assignments/submit",
+        data={"course_id": course_id, "assignment_id": assignment},
+    ).json()  # fmt: skip
+    assert submitted["success"], submitted
+    return submitted
+
+
 def test_whole_course_workflow(course_hub, course_lms):
     instructor_client = CookielessClient()
     instructor = launch_from(
@@ -273,18 +289,7 @@ def test_whole_course_workflow(course_hub, course_lms):
         data={"course_id": course_id, "assignment_id": ASSIGNMENT},
     ).json()  # fmt: skip
     assert fetched["success"], fetched
-    path = f"api/contents/{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
-    notebook = learner_api(learner, "GET", path).json()["content"]
-    saved = learner_api(
-        learner, "PUT", path, json={"type": "notebook", "content": answer(notebook)}
-    )
-    assert saved.status_code == 200, saved.text
-
-    submitted = learner_api(
-        learner, "POST", "assignments/submit",
-        data={"course_id": course_id, "assignment_id": ASSIGNMENT},
-    ).json()  # fmt: skip
-    assert submitted["success"], submitted
+    submitted = answer_and_submit(learner, course_id, ASSIGNMENT)
     mine = [a for a in submitted["value"] if a.get("status") == "submitted"]
     assert len(mine) == 1 and len(mine[0]["submissions"]) == 1, submitted
     timestamp = mine[0]["submissions"][0]["timestamp"]
@@ -749,10 +754,14 @@ def test_a_submission_that_cannot_run_fails_visibly_for_its_learner(course_hub, 
 
 
 def linked(client, hub, lms, user_id, role, assignment):
-    """A launch from an LMS link whose custom parameter names `assignment`, server ready."""
+    """A launch from an LMS link whose custom parameter names `assignment`, server ready;
+    the link has its column, as an instructor makes one with an assignment's link."""
+    link = f"{CONTEXT}-{assignment}"
+    column = lms.link_lineitem(CONTEXT, link, f"Problem set: {assignment}", score_maximum=3)
     page = lti13_launch(
         client, lms, user_id=user_id, roles=[role], context=CONTEXT,
-        custom={"assignment": assignment},
+        custom={"assignment": assignment}, resource_link_id=link,
+        ags=lms.ags_claim(CONTEXT, lineitem=column),
     )  # fmt: skip
     launch = launch_from(hub.url, page)
     wait_until_ready(client, launch)
@@ -828,6 +837,22 @@ def test_an_assignment_link_opens_its_notebook_or_formgrader(course_hub, course_
     assert fetched.status_code == 200 and fetched.json()["type"] == "notebook"
     # Again: already fetched, the learner's own copy opens (nothing fetched over it).
     assert landing(learner).headers["Location"] == opened.headers["Location"]
+
+    # Issue 13 item 4: the grade goes to the column of the link, though the learner's last
+    # launch is from the course's link, which names no assignment.
+    answer_and_submit(learner, course_id, LINKED)
+    launched(CookielessClient(), course_hub, course_lms, "student-link", Role.LEARNER)
+    column = course_lms.link_lineitem(CONTEXT, f"{CONTEXT}-{LINKED}", "unused")
+    row = until(lambda: lms_score(course_lms, "student-link", CONTEXT, 2.0))
+    assert (row["lineitem"], row["column"]) == (column, f"Problem set: {LINKED}"), row
+    assert not [p for p in course_lms.lineitem_posts if p.get("resourceId") == LINKED]
+    sent = until(
+        lambda: course_hub.query(
+            "select destination from learnhub_grade_outbox where assignment = ? and state = 'sent'",
+            LINKED,
+        )
+    )
+    assert [tuple(r) for r in sent] == [(f"line item {column}",)]
 
     # Another course's assignment, or a name no link could carry, opens nothing.
     other = course_id_of(course_hub, CONTEXT).replace(

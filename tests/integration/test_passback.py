@@ -114,7 +114,8 @@ def test_lms_down_grades_wait_then_arrive_once(outbox, hub, lms, loop_thread, le
     loop_thread.run(lms.stop())
     try:
         grades = [
-            outbox.enqueue(user11, course11, "ps2", 3, 4),
+            # A regrade of ps1: the LTI 1.1 learner's one link gives one cell, ps1's.
+            outbox.enqueue(user11, course11, "ps1", 3, 4),
             outbox.enqueue(user13, course13, "ps2", 9, 12),
         ]
         started = time.time()
@@ -128,7 +129,7 @@ def test_lms_down_grades_wait_then_arrive_once(outbox, hub, lms, loop_thread, le
             assert entry.next_attempt > started
         listed = hub.cli("grades", "outbox", "--failed", "--course", course11)
         assert listed.returncode == 0, listed.stderr
-        assert f"#{grades[0]}\tfailed\t{course11}\tps2" in listed.stdout
+        assert f"#{grades[0]}\tfailed\t{course11}\tps1" in listed.stdout
         assert "connection refused" in listed.stdout
         # Still down, and not yet due: nothing is sent.
         assert deliver(outbox).attempted == 0

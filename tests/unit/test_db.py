@@ -30,13 +30,16 @@ from learnhub.privacy.analytics import Analytics
 from learnhub.store import Store
 
 KEY = b"k" * 32
+# The newest real revision, and a test revision after it (the `next_revision` fixture).
+HEAD = head_revision()
+NEXT = "0900"
 SECOND = '''
 """A test revision: a column on learnhub_courses (SQLite rebuilds the table), a new table."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "NEXT"
+down_revision = "HEAD"
 branch_labels = None
 depends_on = None
 
@@ -112,13 +115,18 @@ def test_a_database_made_before_migrations_missing_tables_keeps_rows_and_gains_t
             "NOT NULL, frame_origin VARCHAR(255), created FLOAT NOT NULL, PRIMARY KEY (key))"
         )
         db.execute("INSERT INTO learnhub_lti11_consumers VALUES ('k', 'x', NULL, 1.5)")
+    # The baseline takes it over; then it is behind like any database at 0001.
+    with pytest.raises(SchemaError, match=rf"at revision 0001; this LearnHub needs {HEAD}\."):
+        Store(url, KEY)
+    assert version_rows(path) == [("0001",)]
+    upgrade_at_start(url)
     Store(url, KEY)
     assert set(inspect(engine_for(url)).get_table_names()) == {*metadata.tables, VERSION_TABLE}
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT * FROM learnhub_lti11_consumers").fetchall() == [
             ("k", "x", None, 1.5)
         ]
-    assert version_rows(path) == [("0001",)]
+    assert version_rows(path) == [(HEAD,)]
 
 
 def test_a_table_not_made_by_learnhub_is_refused_not_adopted(url, tmp_path):
@@ -131,15 +139,19 @@ def test_a_table_not_made_by_learnhub_is_refused_not_adopted(url, tmp_path):
 
 @pytest.fixture
 def second_revision(tmp_path, monkeypatch):
-    """The real migrations plus a revision 0002; `fails` makes 0002 raise after its DDL."""
+    """The real migrations plus a revision NEXT after them; `fails` makes it raise after its
+    DDL."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, scripts)
 
     def write(fails: bool) -> None:
-        source = textwrap.dedent(SECOND).replace(
-            "    FAIL\n", "    raise RuntimeError('no')\n" if fails else ""
+        source = (
+            textwrap.dedent(SECOND)
+            .replace("    FAIL\n", "    raise RuntimeError('no')\n" if fails else "")
+            .replace('"NEXT"', repr(NEXT))
+            .replace('"HEAD"', repr(HEAD))
         )
-        (scripts / "versions" / "0002_test.py").write_text(source)
+        (scripts / "versions" / f"{NEXT}_test.py").write_text(source)
 
     config = Config()
     config.set_main_option("script_location", str(scripts))
@@ -150,10 +162,11 @@ def second_revision(tmp_path, monkeypatch):
 
 
 def at_first_revision(url: str, monkeypatch) -> Store:
-    """A database at 0001 with a course and an enrollment (which cascade on course deletes)."""
+    """A database at the newest real revision with a course and an enrollment (which cascade
+    on course deletes), behind NEXT."""
     with monkeypatch.context() as m:
-        m.setattr(migrate, "head_revision", lambda: "0001")
-        m.setattr(migrate, "_run", lambda c, d, run=migrate._run: run(c, "0001"))
+        m.setattr(migrate, "head_revision", lambda: HEAD)
+        m.setattr(migrate, "_run", lambda c, d, run=migrate._run: run(c, HEAD))
         store = Store(url, KEY)
     store.record_launch(
         username="learner", course_id="c1", platform="p", context_id="ctx", title="Course",
@@ -168,10 +181,11 @@ def test_a_database_behind_head_is_refused_by_other_processes(
 ):
     at_first_revision(url, monkeypatch)
     with pytest.raises(
-        SchemaError, match=r"at revision 0001; this LearnHub needs 0002\. Run `learnhub upgrade-db`"
+        SchemaError,
+        match=rf"at revision {HEAD}; this LearnHub needs {NEXT}\. Run `learnhub upgrade-db`",
     ):
         Store(url, KEY)
-    assert version_rows(tmp_path / "learnhub.sqlite") == [("0001",)]
+    assert version_rows(tmp_path / "learnhub.sqlite") == [(HEAD,)]
 
 
 def test_upgrade_at_start_upgrades_sqlite_and_keeps_rows_of_rebuilt_tables(
@@ -181,7 +195,7 @@ def test_upgrade_at_start_upgrades_sqlite_and_keeps_rows_of_rebuilt_tables(
     at_first_revision(url, monkeypatch)
     upgrade_at_start(url)
     path = tmp_path / "learnhub.sqlite"
-    assert version_rows(path) == [("0002",)]
+    assert version_rows(path) == [(NEXT,)]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT id, title, term FROM learnhub_courses").fetchall() == [
             ("c1", "Course", None)
@@ -201,7 +215,7 @@ def test_a_failed_migration_leaves_the_schema_as_it_was(
     with pytest.raises(RuntimeError, match="no"):
         upgrade(engine_for(url))
     path = tmp_path / "learnhub.sqlite"
-    assert version_rows(path) == [("0001",)]
+    assert version_rows(path) == [(HEAD,)]
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(learnhub_courses)")]
         assert "term" not in columns

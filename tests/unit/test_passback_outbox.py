@@ -1,6 +1,7 @@
 """GradeOutbox state transitions on a real SQLite file, delivering to the demo LMS on loopback."""
 
 import asyncio
+import json
 import logging
 import random
 import sqlite3
@@ -13,9 +14,9 @@ import tornado.web
 
 from learnhub.demo.lms import DemoLMS
 from learnhub.lti13.keys import ToolKeys
-from learnhub.passback import NO_GRADE_SERVICE, GradeOutbox, GradeState, run_outbox
+from learnhub.passback import NO_GRADE_SERVICE, GradeOutbox, GradeState, release_held, run_outbox
 from learnhub.passback.ags import SCOPE_LINEITEM, SCOPE_SCORE
-from learnhub.store import Store
+from learnhub.store import Enrollment, Store
 
 SECRET = "consumer-secret-for-tests"
 CLIENT_ID = "learnhub-tool"
@@ -427,3 +428,143 @@ async def test_run_outbox_delivers_until_stopped(outbox, store, lms):
     stop.set()
     await asyncio.wait_for(loop, 5)
     assert [g.score for g in lms.outcome_requests] == [0.25, 0.5]
+
+
+# ---------------------------------------------------------------- a link per assignment
+
+
+def launch11(store, lms, username, link, assignment=None, course="course-a"):
+    """A learner's LTI 1.1 launch of one link (naming `assignment`, or none)."""
+    params = lms.lti11_outcome_params(f"lms-{username}", "ctx-a", link)
+    launch = {
+        "consumer_key": "lms-key", "resource_link_id": link,
+        "lis_outcome_service_url": params["outcome_service_url"],
+        "lis_result_sourcedid": params["result_sourcedid"],
+    }  # fmt: skip
+    store.record_launch(
+        username=username, course_id=course, platform="lti11:lms-key", context_id="ctx-a",
+        title="Course A", role="learner", lti_version="1.1", launch=launch, name=None,
+        email=None, assignment=assignment,
+    )  # fmt: skip
+
+
+def launch13(store, lms, username, link, assignment=None, *, ags=...):
+    """A learner's LTI 1.3 launch of one link; an assignment's link carries its column."""
+    sub = f"sub-{username}"
+    lms.enroll(sub, "ctx-b")
+    if ags is ...:
+        own = lms.link_lineitem("ctx-b", link, f"Problem set {assignment}") if assignment else None
+        ags = lms.ags_claim("ctx-b", lineitem=own)
+    launch = {"issuer": lms.url, "client_id": CLIENT_ID, "sub": sub, "deployment_id": "dep-1",
+              "resource_link": {"id": link}, "ags": ags}  # fmt: skip
+    store.record_launch(
+        username=username, course_id="course-b", platform=f"lti13:{lms.url}",
+        context_id="ctx-b", title="Course B", role="learner", lti_version="1.3", launch=launch,
+        name=None, email=None, assignment=assignment,
+    )  # fmt: skip
+
+
+def lti11_cells(lms) -> dict[str, float]:
+    return {grade.cell[2]: grade.score for grade in lms.outcomes.values()}
+
+
+async def test_each_assignment_goes_to_the_cell_of_its_own_link_lti11(outbox, store, lms):
+    """The learner's last launch (ps2's link) does not decide: each link keeps its cell."""
+    launch11(store, lms, "ann", "course-link")
+    launch11(store, lms, "ann", "link-ps1", "ps1")
+    launch11(store, lms, "ann", "link-ps2", "ps2")
+    ps1 = outbox.enqueue("ann", "course-a", "ps1", 1, 4)
+    ps2 = outbox.enqueue("ann", "course-a", "ps2", 3, 4)
+    ps3 = outbox.enqueue("ann", "course-a", "ps3", 2, 4)
+    assert (await outbox.deliver_due()).sent == [ps1, ps2, ps3]
+    assert lti11_cells(lms) == {"link-ps1": 0.25, "link-ps2": 0.75, "course-link": 0.5}
+    assert [outbox.get(g).destination for g in (ps1, ps2, ps3)] == [
+        "LTI 1.1 result of link link-ps1",
+        "LTI 1.1 result of link link-ps2",
+        "LTI 1.1 result of link course-link",
+    ]
+    # A second assignment without a link of its own would overwrite ps3 in the course's cell.
+    ps4 = outbox.enqueue("ann", "course-a", "ps4", 4, 4)
+    assert (await outbox.deliver_due()).no_target == [ps4]
+    problem = outbox.get(ps4).last_error
+    assert "course's link, which gives one grade cell, already holds the grade of 'ps3'" in problem
+    assert "custom parameter assignment=ps4" in problem
+    assert lti11_cells(lms)["course-link"] == 0.5
+    # ps3 itself may be regraded there; then the learner opens ps4's link and it goes.
+    again = outbox.enqueue("ann", "course-a", "ps3", 3, 4)
+    assert (await outbox.deliver_due()).sent == [again]
+    launch11(store, lms, "ann", "link-ps4", "ps4")
+    assert release_held(store, "ann", "course-a") == 1
+    assert (await outbox.deliver_due()).sent == [ps4]
+    assert lti11_cells(lms) == {
+        "link-ps1": 0.25, "link-ps2": 0.75, "course-link": 0.75, "link-ps4": 1.0,
+    }  # fmt: skip
+    assert len(lms.outcome_requests) == 5
+
+
+async def test_hold_keeps_a_grade_until_its_link_is_opened(store, lms):
+    outbox = GradeOutbox(store, unlinked="hold", request_timeout=5, connect_timeout=2)
+    launch11(store, lms, "ann", "course-link")
+    grade = outbox.enqueue("ann", "course-a", "ps1", 1, 2)
+    assert (await outbox.deliver_due()).no_target == [grade]
+    assert "held until the learner opens the link of 'ps1'" in outbox.get(grade).last_error
+    assert lms.outcome_requests == []
+    launch11(store, lms, "ann", "link-ps1", "ps1")
+    release_held(store, "ann", "course-a")
+    assert (await outbox.deliver_due()).sent == [grade]
+    assert lti11_cells(lms) == {"link-ps1": 0.5}
+
+
+async def test_only_other_assignments_links_opened_is_no_target(outbox, store, lms):
+    launch11(store, lms, "ann", "link-ps1", "ps1")
+    grade = outbox.enqueue("ann", "course-a", "ps2", 1, 2)
+    assert (await outbox.deliver_due()).no_target == [grade]
+    assert "opened only the links of other assignments (ps1)" in outbox.get(grade).last_error
+
+
+async def test_each_assignment_goes_to_its_links_line_item_lti13(outbox, store, lms):
+    launch13(store, lms, "cy", "course-link")
+    launch13(store, lms, "cy", "link-ps1", "ps1")
+    ps1 = outbox.enqueue("cy", "course-b", "ps1", 6, 10)
+    ps2 = outbox.enqueue("cy", "course-b", "ps2", 3, 4)
+    assert (await outbox.deliver_due()).sent == [ps1, ps2]
+    column = lms.link_lineitem("ctx-b", "link-ps1", "unused")
+    assert lms.scores[(column, "sub-cy")]["scoreGiven"] == 6
+    # ps2 has no link: a column of its own, found or made by its resourceId, never ps1's.
+    (made,) = lms.lineitem_posts
+    assert (made["resourceId"], made["resourceLinkId"]) == ("ps2", "course-link")
+    assert lms.scores[(made["id"], "sub-cy")]["scoreGiven"] == 3
+    assert outbox.get(ps1).destination == f"line item {column}"
+
+
+async def test_a_link_granting_only_its_line_item_takes_one_assignment(outbox, store, lms):
+    only = lms.link_lineitem("ctx-b", "course-link", "Notebooks")
+    launch13(store, lms, "cy", "course-link",
+             ags={"scope": [SCOPE_SCORE], "lineitem": only})  # fmt: skip
+    first = outbox.enqueue("cy", "course-b", "ps1", 1, 2)
+    second = outbox.enqueue("cy", "course-b", "ps2", 2, 2)
+    report = await outbox.deliver_due()
+    assert (report.sent, report.no_target) == ([first], [second])
+    assert lms.scores[(only, "sub-cy")]["scoreGiven"] == 1
+    assert "already holds the grade of 'ps1'" in outbox.get(second).last_error
+
+
+def test_an_enrollment_from_before_links_is_the_courses_link(store):
+    launch = {"consumer_key": "k", "resource_link_id": "old"}
+    store.record_launch(
+        username="ann", course_id="c1", platform="lti11:k", context_id="x", title="X",
+        role="learner", lti_version="1.1", launch=launch, name=None, email=None,
+    )  # fmt: skip
+    with store.session() as s:
+        row = s.get(Enrollment, ("c1", "ann"))
+        row.launch_enc = store.cipher.encrypt(json.dumps(launch))
+        s.commit()
+    assert store.enrollment("ann", "c1").links == {"": launch}
+    store.record_launch(
+        username="ann", course_id="c1", platform="lti11:k", context_id="x", title="X",
+        role="learner", lti_version="1.1", launch={**launch, "resource_link_id": "ps1-link"},
+        name=None, email=None, assignment="ps1",
+    )  # fmt: skip
+    enrollment = store.enrollment("ann", "c1")
+    assert enrollment.links == {"": launch, "ps1": {**launch, "resource_link_id": "ps1-link"}}
+    assert enrollment.launch == {**launch, "resource_link_id": "ps1-link"}
