@@ -68,6 +68,12 @@ class LearnHubAuthenticator(NativeAuthenticator):
         config=True,
         help="Seconds an LTI 1.3 login state stays usable. Default 300.",
     )
+    deep_linking_lifetime = Integer(
+        1800,
+        config=True,
+        help="Seconds an instructor has to pick assignments in a deep-linking picker "
+        "before it must be opened again from the LMS. Default 1800.",
+    )
     jwks_cache_lifetime = Integer(
         3600, config=True, help="Seconds a platform's JWKS is cached. Default 3600."
     )
@@ -159,6 +165,7 @@ class LearnHubAuthenticator(NativeAuthenticator):
             (rf"/{LTI11_LAUNCH}", LTI11LaunchHandler),
             (rf"/{lti13.LOGIN_PATH}", lti13.LTI13LoginHandler),
             (rf"/{lti13.LAUNCH_PATH}", lti13.LTI13LaunchHandler),
+            (rf"/{lti13.DEEP_LINK_PATH}", lti13.DeepLinkHandler),
             (rf"/{lti13.JWKS_PATH}", lti13.JWKSHandler),
             (rf"/{lti13.CONFIG_PATH}", lti13.ToolConfigHandler),
             *privacy_handlers(),

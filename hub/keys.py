@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 AUTH_STATE_INFO = b"jupyterhub-auth-state"
 ANALYTICS_INFO = b"learnhub-analytics-learners"
 STORE_INFO = b"learnhub-store"
+DEEP_LINKING_INFO = b"learnhub-deep-linking-picker"
 
 
 def derive_key(crypt_key: bytes, info: bytes) -> bytes:
@@ -29,3 +30,8 @@ def analytics_key(crypt_key: bytes) -> bytes:
 def store_key(crypt_key: bytes) -> bytes:
     """The key LearnHub's store encrypts its secrets and personal fields with."""
     return derive_key(crypt_key, STORE_INFO)
+
+
+def deep_linking_key(crypt_key: bytes) -> bytes:
+    """The key sealing a deep-linking picker's state into its page."""
+    return derive_key(crypt_key, DEEP_LINKING_INFO)

@@ -132,10 +132,10 @@ class LaunchHandler(LimitedBody, CookielessPage):
             courses.grant_staff_access(self.db, course.id)
             courses.notify(course.id, username)
 
-    async def start_session(self, identity: Identity) -> None:
-        """Find or create the user, start their server, hand the browser a scoped token."""
-        learnhub = self.authenticator
-        username = learnhub.username_for(identity)
+    async def admit(self, identity: Identity):
+        """Find or create the user of a valid launch, with this course's groups, role and
+        enrollment; returns the hub's User."""
+        username = self.authenticator.username_for(identity)
         existing = self.find_user(username)
         previous_state = await existing.get_auth_state() if existing else None
         current_groups = [g.name for g in existing.groups] if existing else []
@@ -154,6 +154,12 @@ class LaunchHandler(LimitedBody, CookielessPage):
             user.name,
             identity.course.id if identity.course else "-",
         )
+        return user
+
+    async def start_session(self, identity: Identity) -> None:
+        """Admit the person, start their server, hand the browser a scoped token."""
+        learnhub = self.authenticator
+        user = await self.admit(identity)
         # The launch's DNT or GPC decides for the whole session: nothing is counted now,
         # and the token tells the learner's server (see session_scopes).
         do_not_track = tracking_refused(self.request.headers)

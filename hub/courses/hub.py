@@ -78,6 +78,16 @@ class CourseAccess:
         """Have the course service make the course now (waits for it)."""
         await AsyncHTTPClient().fetch(self._sync_request(course_id, username))
 
+    async def catalog(self, course_id: str) -> list[dict]:
+        """The course's assignments with titles and points (catalog.CatalogEntry as JSON)."""
+        url = url_path_join(
+            self.service_url, self.service_prefix, "api/courses", course_id, "catalog"
+        )
+        response = await AsyncHTTPClient().fetch(
+            url, headers={"Authorization": f"token {self.service_token}"}, request_timeout=60
+        )
+        return json.loads(response.body)["assignments"]
+
     def notify(self, course_id: str, username: str) -> None:
         """Tell the course service about a launch, without making the launch wait."""
 

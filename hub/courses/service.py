@@ -28,6 +28,7 @@ from ..service_names import COURSE_SERVICE as SERVICE_NAME
 from ..settings import load_settings
 from ..stopping import skip_exit_collection, stop_signal
 from ..store import Store
+from .catalog import course_catalog
 from .coursedir import COURSE_ID, CourseDirectories, course_of_grader
 from .exchange import (
     ASSIGNMENT_ID,
@@ -257,6 +258,25 @@ class AssignmentsHandler(ServiceHandler):
         self.send_json({"assignments": self.service.exchange.released(course_id)})
 
 
+class CatalogHandler(ServiceHandler):
+    """GET api/courses/<id>/catalog: every assignment (sources and releases) with its title
+    and points, for the hub's deep-linking picker (the hub's token) or the course's staff."""
+
+    async def get(self, course_id):
+        if not (self.caller.is_service and COURSE_ID.match(course_id)):
+            await self.course_role(course_id, staff=True)
+        if not self.service.courses.exists(course_id):
+            known = await asyncio.to_thread(self.service.ensure_course, course_id)
+            if not known:
+                raise web.HTTPError(404, "No launch from this course has been recorded.")
+        entries = await asyncio.to_thread(
+            course_catalog,
+            self.service.courses.path(course_id),
+            self.service.exchange.course(course_id) / "outbound",
+        )
+        self.send_json({"course_id": course_id, "assignments": [e.as_json() for e in entries]})
+
+
 class AssignmentHandler(ServiceHandler):
     """The files of a released assignment: GET (members), PUT and DELETE (staff)."""
 
@@ -382,6 +402,7 @@ def make_app(service: CourseService, prefix: str) -> web.Application:
             (rf"{api}", CoursesHandler, args),
             (rf"{api}/{NAME}/sync", SyncHandler, args),
             (rf"{api}/{NAME}/assignments", AssignmentsHandler, args),
+            (rf"{api}/{NAME}/catalog", CatalogHandler, args),
             (rf"{api}/{NAME}/assignments/{NAME}", AssignmentHandler, args),
             (rf"{api}/{NAME}/assignments/{NAME}/submissions", SubmissionsHandler, args),
             (

@@ -43,9 +43,22 @@ from ..stopping import skip_exit_collection, stop_signal
 
 LTI_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_ENDPOINT_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+DL_SETTINGS_CLAIM = DL_CLAIM + "deep_linking_settings"
+DL_CONTENT_ITEMS_CLAIM = DL_CLAIM + "content_items"
+DL_DATA_CLAIM = DL_CLAIM + "data"
+RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
+DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
+DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
 COURSE_OFFERING = "http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"
 _MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
 ID_TOKEN_LIFETIME = 300
+# An instructor may browse the tool for a while before picking what to add.
+DEEP_LINKING_TTL = 1800
+# The Security Framework's bound on the age of a tool-originating message.
+DEEP_LINK_RESPONSE_MAX_AGE = 300
+# The settings' default title, which Deep Linking lets a platform give an untitled item.
+DEEP_LINKING_TITLE = "LearnHub"
 
 # Where LearnHub's authenticator listens, relative to the hub's public URL; main()
 # and tool_urls() use them when only --tool-url is given.
@@ -215,16 +228,26 @@ def id_token_claims(
     roles: Iterable[str],
     context_id: str,
     context_title: str,
-    resource_link_id: str,
     target_link_uri: str,
+    resource_link_id: str | None = None,
     name: str | None = None,
     email: str | None = None,
     ags: Mapping | None = None,
     custom: Mapping[str, str] | None = None,
     now: float | None = None,
+    message_type: str = RESOURCE_LINK_REQUEST,
+    deep_linking: Mapping | None = None,
 ) -> dict:
-    """The claims of an LTI 1.3 LtiResourceLinkRequest id_token, as LTI core requires them;
-    `custom` is the link's custom parameters (e.g. {"assignment": "ps01"})."""
+    """The claims of an LTI 1.3 id_token, as LTI core and Deep Linking 2.0 require them;
+    `custom` is the link's custom parameters (e.g. {"assignment": "ps01"}).
+
+    An LtiResourceLinkRequest names its `resource_link_id`; an LtiDeepLinkingRequest has no
+    resource link but the `deep_linking` settings instead.
+    """
+    if message_type == DEEP_LINKING_REQUEST and deep_linking is None:
+        raise ValueError("an LtiDeepLinkingRequest needs deep_linking settings")
+    if message_type != DEEP_LINKING_REQUEST and resource_link_id is None:
+        raise ValueError(f"an {message_type} needs a resource_link_id")
     issued = int(time.time() if now is None else now)
     claims = {
         "iss": platform.issuer,
@@ -234,11 +257,10 @@ def id_token_claims(
         "exp": issued + ID_TOKEN_LIFETIME,
         "iat": issued,
         "nonce": nonce,
-        LTI_CLAIM + "message_type": "LtiResourceLinkRequest",
+        LTI_CLAIM + "message_type": message_type,
         LTI_CLAIM + "version": "1.3.0",
         LTI_CLAIM + "deployment_id": platform.deployment_id,
         LTI_CLAIM + "target_link_uri": target_link_uri,
-        LTI_CLAIM + "resource_link": {"id": resource_link_id},
         LTI_CLAIM + "roles": [str(r) for r in roles],
         LTI_CLAIM + "context": {
             "id": context_id,
@@ -246,6 +268,10 @@ def id_token_claims(
             "type": [COURSE_OFFERING],
         },
     }
+    if message_type == DEEP_LINKING_REQUEST:
+        claims[DL_SETTINGS_CLAIM] = dict(deep_linking)
+    else:
+        claims[LTI_CLAIM + "resource_link"] = {"id": resource_link_id}
     if name is not None:
         claims["name"] = name
     if email is not None:
@@ -402,7 +428,28 @@ by this other site the way Canvas or Moodle frame a tool.</p>
  aria-label="Assignment (the link's custom parameter assignment=, optional)">
 </form>
 {% end %}</fieldset>
-{% end %}<iframe name="tool" title="{{ course_title }}: LearnHub" src="about:blank"
+{% end %}<fieldset>
+<legend>Assignment links</legend>
+<form method="get" action="/deeplink13" target="tool">
+<input type="hidden" name="user" value="demo-instructor">
+<input type="hidden" name="role" value="instructor">
+<input type="hidden" name="course" value="{{ course_id }}">
+<button type="submit">Add assignment links (LTI 1.3 deep linking)</button>
+</form>
+{% if links %}<ul id="links">
+{% for link, column in links %}<li data-link="{{ link.id }}">
+<span class="title">{{ link.title }}</span> ({{ column or "no column" }})
+{% for role in ("learner", "instructor") %}<form method="get" action="/launch13" target="tool">
+<input type="hidden" name="link" value="{{ link.id }}">
+<input type="hidden" name="role" value="{{ role }}">
+<input type="hidden" name="user" value="demo-{{ role }}">
+<input type="hidden" name="course" value="{{ course_id }}">
+<button type="submit">Launch as {{ role }}</button>
+</form>
+{% end %}</li>
+{% end %}</ul>{% else %}<p id="no-links">None yet: an instructor adds them by deep linking.</p>
+{% end %}</fieldset>
+<iframe name="tool" title="{{ course_title }}: LearnHub" src="about:blank"
  allow="clipboard-read; clipboard-write; fullscreen"></iframe>
 </main>
 <script id="lti-platform-storage">
@@ -474,10 +521,20 @@ by this other site the way Canvas or Moodle frame a tool.</p>
 )
 
 
-def course_page_html(*, course_id: str, course_title: str, tool_origins: Iterable[str]) -> str:
-    """The demo course page: launch buttons, the tool's iframe, and platform storage."""
+def course_page_html(
+    *,
+    course_id: str,
+    course_title: str,
+    tool_origins: Iterable[str],
+    links: Iterable[tuple[CourseLink, str | None]],
+) -> str:
+    """The demo course page: launch buttons, the deep-linked `links` (each with its column's
+    label, or None), the tool's iframe, and platform storage."""
     return _COURSE_PAGE.generate(
-        course_id=course_id, course_title=course_title, tool_origins=set(tool_origins)
+        course_id=course_id,
+        course_title=course_title,
+        tool_origins=set(tool_origins),
+        links=list(links),
     ).decode()
 
 
@@ -696,6 +753,24 @@ def validate_new_lineitem(payload) -> dict:
     return {k: payload[k] for k in allowed if k in payload}
 
 
+def _tool_key(token: str, jwks: Mapping, *, name: str):
+    """The public key in the tool's JWKS that signed `token`, by the kid of its RS256 header;
+    ValueError naming the problem (and the token as `name`) otherwise."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as e:
+        raise ValueError(f"{name} is not a JWT ({e})") from None
+    if header.get("alg") != "RS256":
+        raise ValueError(f"{name} must be signed with RS256")
+    if not header.get("kid"):
+        raise ValueError(f"{name} header has no kid")
+    keys = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
+    matching = [k for k in keys if k.get("kid") == header["kid"]]
+    if not matching:
+        raise ValueError(f"the tool's JWKS has no key {header['kid']!r}")
+    return RSAAlgorithm.from_jwk(json.dumps(matching[0]))
+
+
 def verify_client_assertion(
     assertion: str,
     *,
@@ -715,16 +790,9 @@ def verify_client_assertion(
         return GradeRefused(401, message, "invalid_client")
 
     try:
-        header = jwt.get_unverified_header(assertion)
-    except jwt.PyJWTError as e:
-        raise refuse(f"client_assertion is not a JWT ({e})") from None
-    if header.get("alg") != "RS256":
-        raise refuse("client_assertion must be signed with RS256")
-    keys = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
-    matching = [k for k in keys if k.get("kid") == header.get("kid")]
-    if not matching:
-        raise refuse(f"the tool's JWKS has no key {header.get('kid')!r}")
-    key = RSAAlgorithm.from_jwk(json.dumps(matching[0]))
+        key = _tool_key(assertion, jwks, name="client_assertion")
+    except ValueError as e:
+        raise refuse(str(e)) from None
     current = time.time() if now is None else now
     try:
         claims = jwt.decode(
@@ -784,11 +852,169 @@ def gradebook_html(rows: list[dict]) -> str:
     return _GRADEBOOK_PAGE.generate(rows=rows).decode()
 
 
+# ---------------------------------------------------------------- deep linking (pure)
+
+_LEEWAY = 5
+
+
+class DeepLinkRefused(ValueError):
+    """A deep-linking response the LMS will not take; the message says why."""
+
+
+def verify_deep_linking_response(
+    token: str, *, jwks: Mapping, platform: Platform, nonce_unused
+) -> dict:
+    """The claims of an LtiDeepLinkingResponse, checked as Deep Linking 2.0 and the Security
+    Framework ask a platform to: the tool's RS256 signature, iss = the tool's client id, aud
+    naming this issuer, a fresh exp and iat, a one-time nonce, and the LTI claims.
+
+    `nonce_unused(nonce, until)` records a nonce and says whether it was new.
+    DeepLinkRefused says what is wrong.
+    """
+    try:
+        key = _tool_key(token, jwks, name="JWT")
+    except ValueError as e:
+        raise DeepLinkRefused(str(e)) from None
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            audience=platform.issuer,
+            issuer=platform.client_id,
+            options={"require": ["iss", "aud", "exp", "iat"]},
+            leeway=_LEEWAY,
+        )
+    except jwt.InvalidSignatureError:
+        raise DeepLinkRefused("JWT signature does not verify with the tool's key") from None
+    except jwt.MissingRequiredClaimError as e:
+        raise DeepLinkRefused(f"JWT has no {e.claim} claim") from None
+    except jwt.ExpiredSignatureError:
+        raise DeepLinkRefused("JWT has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise DeepLinkRefused("JWT is not valid yet (iat or nbf in the future)") from None
+    except jwt.InvalidIssuerError:
+        raise DeepLinkRefused("JWT iss is not the tool's client id") from None
+    except jwt.InvalidAudienceError:
+        raise DeepLinkRefused("JWT aud does not include this platform's issuer") from None
+    except jwt.PyJWTError as e:
+        raise DeepLinkRefused(f"JWT does not verify ({e})") from None
+    # PyJWT has read both as integers already.
+    issued, expires = float(claims["iat"]), float(claims["exp"])
+    if time.time() - issued > DEEP_LINK_RESPONSE_MAX_AGE + _LEEWAY:
+        raise DeepLinkRefused("JWT was issued more than five minutes ago")
+    nonce = claims.get("nonce")
+    if not isinstance(nonce, str) or not nonce:
+        raise DeepLinkRefused("JWT has no nonce claim")
+    if claims.get(LTI_CLAIM + "message_type") != DEEP_LINKING_RESPONSE:
+        raise DeepLinkRefused(f"JWT message_type must be {DEEP_LINKING_RESPONSE}")
+    if claims.get(LTI_CLAIM + "version") != "1.3.0":
+        raise DeepLinkRefused("JWT version must be 1.3.0")
+    if claims.get(LTI_CLAIM + "deployment_id") != platform.deployment_id:
+        raise DeepLinkRefused("JWT deployment_id is not this platform's deployment")
+    # A replay is refused by its age once the nonce is forgotten.
+    if not nonce_unused(nonce, min(expires, issued + DEEP_LINK_RESPONSE_MAX_AGE)):
+        raise DeepLinkRefused("JWT nonce was already used")
+    return claims
+
+
+def deep_link_items(
+    content_items, *, accept_multiple: bool, tool_origins: Iterable[str]
+) -> list[dict]:
+    """The links a verified response asks for, every item checked before any link is made:
+    {"title", "text", "url", "custom", "column"}, `column` the line item to make or None.
+
+    Deep Linking makes the claim optional: absent, as empty, it asks for nothing.
+    """
+    if content_items is None:
+        return []
+    if not isinstance(content_items, list):
+        raise DeepLinkRefused("content_items must be a list")
+    if len(content_items) > 1 and not accept_multiple:
+        raise DeepLinkRefused(f"the request accepts one content item, not {len(content_items)}")
+    origins = set(tool_origins)
+    return [_resource_link(item, n, origins) for n, item in enumerate(content_items, 1)]
+
+
+def _resource_link(item, n: int, tool_origins: set[str]) -> dict:
+    def refuse(problem: str) -> DeepLinkRefused:
+        return DeepLinkRefused(f"content item {n}: {problem}")
+
+    if not isinstance(item, dict):
+        raise refuse("must be a JSON object")
+    if item.get("type") != "ltiResourceLink":
+        raise refuse(f"type {item.get('type')!r} is not accepted, only ltiResourceLink")
+    for name in ("title", "text", "url"):
+        if name in item and not isinstance(item[name], str):
+            raise refuse(f"{name} must be a string")
+    title = item.get("title", "").strip() or DEEP_LINKING_TITLE
+    url = item.get("url")
+    if url is not None:
+        try:
+            origin = url_origin(url)
+        except ValueError:  # a port out of range
+            origin = None
+        if origin not in tool_origins:
+            raise refuse(f"url {url!r} is not on the tool's origin")
+    custom = item.get("custom", {})
+    if not isinstance(custom, dict) or not all(isinstance(v, str) for v in custom.values()):
+        raise refuse("custom must map names to strings")
+    column = item.get("lineItem")
+    if column is not None:
+        if not isinstance(column, dict):
+            raise refuse("lineItem must be a JSON object")
+        try:
+            # Without a label, Deep Linking names the column after the item.
+            column = validate_new_lineitem({"label": title, **column})
+        except GradeRefused as e:
+            raise refuse(f"lineItem {e}") from None
+    return {
+        "title": title, "text": item.get("text", ""), "url": url, "custom": dict(custom),
+        "column": column,
+    }  # fmt: skip
+
+
+_DEEP_LINK_RETURN_PAGE = tornado.template.Template(
+    """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Deep linking · LearnHub demo LMS</title>
+<style>body { font-family: system-ui, sans-serif; margin: 1rem 2rem; }</style></head>
+<body>
+{% if links %}<h1>Added {{ len(links) }} link{{ "s" if len(links) > 1 else "" }}
+ to {{ course_title }}</h1>
+<ul id="added">
+{% for link in links %}<li>{{ link.title }}</li>
+{% end %}</ul>
+{% else %}<h1>No links added to {{ course_title }}</h1>
+<p>The tool sent no content items: the selection was cancelled.</p>
+{% end %}{% for note in notes %}<p class="tool-message">{{ note }}</p>
+{% end %}<p><a href="/course" target="_top">Back to the course</a></p>
+</body>
+</html>
+""",
+    name="deep_link_return.html",
+)
+
+
+def deep_link_return_html(
+    *, course_title: str, links: list[CourseLink], notes: Iterable[str]
+) -> str:
+    """The page the tool's frame shows once the LMS has taken a response: the links made and
+    the tool's own messages to the instructor (`notes`)."""
+    return _DEEP_LINK_RETURN_PAGE.generate(
+        course_title=course_title, links=links, notes=list(notes)
+    ).decode()
+
+
 # ---------------------------------------------------------------- the LMS
 
 
 class LaunchRefused(ValueError):
     """The platform will not answer this authentication request; the message says why."""
+
+
+class ToolKeysUnavailable(LookupError):
+    """The tool's JWKS cannot be had: its URL is unset, unreachable, or serves no key set."""
 
 
 @dataclass
@@ -823,12 +1049,14 @@ class PendingLaunch:
     roles: tuple[str, ...]
     context_id: str
     context_title: str
-    resource_link_id: str
     target_link_uri: str
+    resource_link_id: str | None = None
     name: str | None = None
     email: str | None = None
     ags: Mapping | None = None
     custom: Mapping[str, str] | None = None
+    message_type: str = RESOURCE_LINK_REQUEST
+    deep_linking: Mapping | None = None
     created: float = field(default_factory=time.time)
 
     def claims(self, platform: Platform, *, nonce: str) -> dict:
@@ -845,7 +1073,44 @@ class PendingLaunch:
             email=self.email,
             ags=self.ags,
             custom=self.custom,
+            message_type=self.message_type,
+            deep_linking=self.deep_linking,
         )
+
+
+@dataclass(frozen=True)
+class DeepLinkRequest:
+    """A deep-linking request the LMS sent and the tool has not answered, kept by its data."""
+
+    context_id: str
+    user_id: str
+    accept_multiple: bool
+    created: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class CourseLink:
+    """A resource link placed in a course by deep linking, launched as the tool asked:
+    `url` None launches the tool's launch URL, `lineitem` is the id of its column."""
+
+    id: str
+    context_id: str
+    title: str
+    text: str
+    url: str | None
+    custom: dict[str, str]
+    lineitem: str | None
+
+
+def _first_use(seen: dict[str, float], value: str, expires: float) -> bool:
+    """Record `value` until a minute past `expires`; False when it is already recorded."""
+    now = time.time()
+    for stale in [v for v, until in seen.items() if until <= now - 60]:
+        del seen[stale]
+    if value in seen:
+        return False
+    seen[value] = expires
+    return True
 
 
 class DemoLMS:
@@ -866,6 +1131,7 @@ class DemoLMS:
         course_id: str = "demo-course",
         course_title: str = "Introduction to Python (demo)",
         hint_ttl: float = 300,
+        deep_linking_ttl: float = DEEP_LINKING_TTL,
         token_lifetime: float = 3600,
     ):
         self.consumer_key = consumer_key
@@ -886,6 +1152,14 @@ class DemoLMS:
         self._server: tornado.httpserver.HTTPServer | None = None
         self._pending: dict[str, PendingLaunch] = {}
         self._redeemed: dict[str, float] = {}
+        self.deep_linking_ttl = deep_linking_ttl
+        self._deep_link_requests: dict[str, DeepLinkRequest] = {}
+        self._deep_links_answered: dict[str, float] = {}
+        self._deep_link_nonces: dict[str, float] = {}
+        # Links made by deep linking, by id, and the verified responses that made them.
+        self.links: dict[str, CourseLink] = {}
+        self._link_numbers = itertools.count(1)
+        self.deep_link_responses: list[dict] = []
         # Grades, kept in memory: this is a demo. A stop() and start() keeps them.
         self.token_lifetime = token_lifetime
         self.members: dict[str, set[str]] = {}
@@ -926,6 +1200,10 @@ class DemoLMS:
     def outcome_service_url(self) -> str:
         return self.url + "/outcomes"
 
+    @property
+    def deep_link_return_url(self) -> str:
+        return self.url + "/deep_link_return"
+
     def lineitems_url(self, context_id: str) -> str:
         return f"{self.url}/api/lti/courses/{quote(context_id, safe='')}/lineitems"
 
@@ -951,16 +1229,49 @@ class DemoLMS:
     ) -> str:
         """The id of the column an instructor made with a link (as Canvas does for an
         assignment's external tool link): made once, its resourceLinkId the link's."""
-        items = self.lineitems.setdefault(context_id, {})
-        for item in items.values():
+        for item in self.lineitems.get(context_id, {}).values():
             if item.get("resourceLinkId") == resource_link_id:
                 return item["id"]
+        return self._link_column(
+            context_id, resource_link_id, {"label": label, "scoreMaximum": score_maximum}
+        )
+
+    def _link_column(self, context_id: str, resource_link_id: str, column: Mapping) -> str:
         item_id = self.new_lineitem_id(context_id)
-        items[item_id] = {
-            "id": item_id, "label": label, "scoreMaximum": score_maximum,
-            "resourceLinkId": resource_link_id,
+        self.lineitems.setdefault(context_id, {})[item_id] = {
+            "id": item_id, **column, "resourceLinkId": resource_link_id,
         }  # fmt: skip
         return item_id
+
+    def add_links(self, context_id: str, items: Iterable[Mapping]) -> list[CourseLink]:
+        """Place the links of a verified deep-linking response (`deep_link_items`) in the
+        course, each with the column its lineItem asks for, as Canvas makes an assignment's."""
+        links = []
+        for item in items:
+            link_id = f"{context_id}-link-{next(self._link_numbers)}"
+            column = item["column"]
+            link = CourseLink(
+                id=link_id,
+                context_id=context_id,
+                title=item["title"],
+                text=item["text"],
+                url=item["url"],
+                custom=item["custom"],
+                lineitem=None if column is None else self._link_column(context_id, link_id, column),
+            )
+            self.links[link_id] = link
+            links.append(link)
+        return links
+
+    def course_links(self, context_id: str) -> list[tuple[CourseLink, str | None]]:
+        """The course's deep-linked links, each with its column's label: None when it has no
+        column, or the tool deleted it."""
+        columns = self.lineitems.get(context_id, {})
+        return [
+            (link, columns[link.lineitem]["label"] if link.lineitem in columns else None)
+            for link in self.links.values()
+            if link.context_id == context_id
+        ]
 
     def enroll(self, user_id: str, context_id: str) -> None:
         """Make `user_id` a member of the course: scores for anyone else are refused."""
@@ -1025,12 +1336,10 @@ class DemoLMS:
         return token if token and token.expires > time.time() else None
 
     def use_jti(self, jti: str, expires: float) -> bool:
-        now = time.time()
-        self._jtis = {j: e for j, e in self._jtis.items() if e > now - 60}
-        if jti in self._jtis:
-            return False
-        self._jtis[jti] = expires
-        return True
+        return _first_use(self._jtis, jti, expires)
+
+    def use_deep_link_nonce(self, nonce: str, expires: float) -> bool:
+        return _first_use(self._deep_link_nonces, nonce, expires)
 
     def use_oauth_nonce(self, nonce: str) -> bool:
         now = time.time()
@@ -1089,16 +1398,83 @@ class DemoLMS:
         `ags=...` grants the course's line items and scores (`ags_claim`); None sends
         no AGS claim, as a launch from a link that takes no grades.
         """
+        return self._initiate_login(
+            user_id=user_id,
+            roles=roles,
+            context_id=context_id,
+            context_title=context_title,
+            target_link_uri=target_link_uri,
+            storage_target=storage_target,
+            resource_link_id=resource_link_id or f"{context_id}-notebooks",
+            name=name,
+            email=email,
+            ags=self.ags_claim(context_id) if ags is ... else ags,
+            custom=custom,
+        )
+
+    def initiate_deep_linking(
+        self,
+        *,
+        user_id: str,
+        roles: Iterable[str],
+        context_id: str,
+        context_title: str | None = None,
+        accept_multiple: bool = True,
+        return_url: str | None = None,
+        target_link_uri: str | None = None,
+        storage_target: str | None = None,
+        data: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """Record a deep-linking request (an instructor adding the tool's content to the
+        course) and return the tool's login URL with the login request's params.
+
+        The request is remembered by its `data` (by default a fresh random value), which the
+        tool's response must carry back: once, within `deep_linking_ttl`.
+        """
+        data = data or secrets.token_urlsafe(16)
+        login = self._initiate_login(
+            user_id=user_id,
+            roles=roles,
+            context_id=context_id,
+            context_title=context_title,
+            target_link_uri=target_link_uri,
+            storage_target=storage_target,
+            message_type=DEEP_LINKING_REQUEST,
+            deep_linking={
+                "deep_link_return_url": return_url or self.deep_link_return_url,
+                "accept_types": ["ltiResourceLink"],
+                "accept_presentation_document_targets": ["iframe", "window"],
+                "accept_multiple": accept_multiple,
+                # The LMS makes the column a link's lineItem asks for (add_links).
+                "accept_lineitem": True,
+                "auto_create": True,
+                "title": DEEP_LINKING_TITLE,
+                "data": data,
+            },
+        )
+        self._forget_expired_deep_links()
+        self._deep_link_requests[data] = DeepLinkRequest(context_id, user_id, accept_multiple)
+        return login
+
+    def _initiate_login(
+        self,
+        *,
+        user_id: str,
+        roles: Iterable[str],
+        context_id: str,
+        context_title: str | None,
+        target_link_uri: str | None,
+        storage_target: str | None,
+        **launch,
+    ) -> tuple[str, dict[str, str]]:
+        """Keep a PendingLaunch (with the `launch` fields) under a fresh lti_message_hint;
+        the tool's login URL and the third-party-initiated login's params."""
         if not self.tool_lti13_login_url:
             raise LookupError("DemoLMS.tool_lti13_login_url is not set")
         target = target_link_uri or self.tool_lti13_launch_url
         if not target:
-            raise LookupError(
-                "DemoLMS.initiate_lti13 needs target_link_uri or tool_lti13_launch_url"
-            )
+            raise LookupError("DemoLMS needs target_link_uri or tool_lti13_launch_url")
         self._forget_expired_hints()
-        if ags is ...:
-            ags = self.ags_claim(context_id)
         self.enroll(user_id, context_id)
         hint = secrets.token_urlsafe(16)
         self._pending[hint] = PendingLaunch(
@@ -1106,12 +1482,8 @@ class DemoLMS:
             roles=tuple(roles),
             context_id=context_id,
             context_title=context_title or self.course_title_for(context_id),
-            resource_link_id=resource_link_id or f"{context_id}-notebooks",
             target_link_uri=target,
-            name=name,
-            email=email,
-            ags=ags,
-            custom=custom,
+            **launch,
         )
         params = login_initiation_params(
             self.platform,
@@ -1143,6 +1515,54 @@ class DemoLMS:
         self._pending = {h: p for h, p in self._pending.items() if p.created > cutoff}
         self._redeemed = {h: t for h, t in self._redeemed.items() if t > cutoff}
 
+    def _forget_expired_deep_links(self) -> None:
+        cutoff = time.time() - self.deep_linking_ttl
+        self._deep_link_requests = {
+            d: r for d, r in self._deep_link_requests.items() if r.created > cutoff
+        }
+        self._deep_links_answered = {
+            d: t for d, t in self._deep_links_answered.items() if t > cutoff
+        }
+
+    def redeem_deep_link(self, data) -> DeepLinkRequest:
+        """The deep-linking request a response's `data` claim names, once: a second answer
+        is refused, as one after the request expired."""
+        if not isinstance(data, str) or not data:
+            raise DeepLinkRefused("JWT has no data claim")
+        if data in self._deep_links_answered:
+            raise DeepLinkRefused("the deep linking request was already answered")
+        request = self._deep_link_requests.pop(data, None)
+        if request is None:
+            raise DeepLinkRefused("JWT data names no deep linking request of this LMS")
+        now = time.time()
+        self._deep_links_answered[data] = now
+        if now - request.created >= self.deep_linking_ttl:
+            raise DeepLinkRefused("the deep linking request has expired")
+        return request
+
+    async def tool_jwks(self) -> dict:
+        """The tool's public keys, fetched from its published JWKS URL on each use."""
+        if not self.tool_jwks_url:
+            raise ToolKeysUnavailable("DemoLMS.tool_jwks_url is not set")
+        client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+        try:
+            response = await client.fetch(
+                self.tool_jwks_url, connect_timeout=5, request_timeout=10, raise_error=False
+            )
+        except OSError as e:
+            raise ToolKeysUnavailable(f"the tool's JWKS cannot be fetched ({e})") from None
+        finally:
+            client.close()
+        if response.code != 200:
+            raise ToolKeysUnavailable(f"the tool's JWKS answered {response.code}")
+        try:
+            jwks = json.loads(response.body)
+        except ValueError:
+            raise ToolKeysUnavailable("the tool's JWKS is not JSON") from None
+        if not isinstance(jwks, dict):
+            raise ToolKeysUnavailable("the tool's JWKS is not a JSON object")
+        return jwks
+
     def make_app(self) -> tornado.web.Application:
         args = {"lms": self}
         return tornado.web.Application(
@@ -1151,6 +1571,8 @@ class DemoLMS:
                 (r"/course", CoursePageHandler, args),
                 (r"/launch11", LTI11LaunchHandler, args),
                 (r"/launch13", LTI13LaunchHandler, args),
+                (r"/deeplink13", DeepLinkingHandler, args),
+                (r"/deep_link_return", DeepLinkReturnHandler, args),
                 (r"/auth", AuthorizationHandler, args),
                 (r"/jwks", JWKSHandler, args),
                 (r"/outcomes", OutcomeServiceHandler, args),
@@ -1230,6 +1652,7 @@ class CoursePageHandler(_LMSHandler):
                 course_id=self.lms.course_id,
                 course_title=self.lms.course_title,
                 tool_origins=self.lms.tool_origins(),
+                links=self.lms.course_links(self.lms.course_id),
             )
         )
 
@@ -1265,35 +1688,111 @@ class LTI11LaunchHandler(_LMSHandler):
         )
 
 
-class LTI13LaunchHandler(_LMSHandler):
-    def get(self) -> None:
+class _LTI13LoginHandler(_LMSHandler):
+    """A route that starts an LTI 1.3 login at the tool, which needs both tool URLs."""
+
+    def prepare(self) -> None:
         if not (self.lms.tool_lti13_login_url and self.lms.tool_lti13_launch_url):
-            return self.refuse(503, "DemoLMS.tool_lti13_login_url/launch_url are not set")
+            self.refuse(503, "DemoLMS.tool_lti13_login_url/launch_url are not set")
+
+    def storage_target(self) -> str | None:
+        # ?storage=off starts a launch without platform storage, as older LMSs do.
+        return None if self.get_argument("storage", "") == "off" else "_parent"
+
+
+class LTI13LaunchHandler(_LTI13LoginHandler):
+    def get(self) -> None:
         launch = self.launch_arguments()
         if launch is None:
             return
         user, roles, course = launch
-        # ?storage=off starts a launch without platform storage, as older LMSs do.
-        storage = None if self.get_argument("storage", "") == "off" else "_parent"
+        link_id = self.get_argument("link", "")
         assignment = self.get_argument("assignment", "").strip()
-        link = f"{course}-{assignment}" if assignment else None
+        if link_id:
+            # A link made by deep linking launches what the tool put in it.
+            link = self.lms.links.get(link_id)
+            if link is None or link.context_id != course:
+                return self.refuse(404, "no such link in this course")
+            placement = {
+                "resource_link_id": link.id,
+                "target_link_uri": link.url,
+                "custom": link.custom,
+                "ags": self.lms.ags_claim(course, lineitem=link.lineitem),
+            }
+        elif assignment:
+            # An assignment's link comes with its column, as in Canvas.
+            resource_link_id = f"{course}-{assignment}"
+            lineitem = self.lms.link_lineitem(course, resource_link_id, assignment)
+            placement = {
+                "resource_link_id": resource_link_id,
+                "custom": {"assignment": assignment},
+                "ags": self.lms.ags_claim(course, lineitem=lineitem),
+            }
+        else:
+            placement = {}
         login_url, params = self.lms.initiate_lti13(
             user_id=user,
             roles=roles,
             context_id=course,
-            resource_link_id=link,
-            # An assignment's link comes with its column, as in Canvas.
-            ags=self.lms.ags_claim(
-                course, lineitem=self.lms.link_lineitem(course, link, assignment)
-            )
-            if link
-            else ...,
             name=self.get_argument("name", None),
             email=self.get_argument("email", None),
-            storage_target=storage,
-            custom={"assignment": assignment} if assignment else None,
+            storage_target=self.storage_target(),
+            **placement,
         )
         self.finish(autosubmit_form_html(login_url, params, title="Opening LearnHub…"))
+
+
+class DeepLinkingHandler(_LTI13LoginHandler):
+    """GET /deeplink13: a deep-linking request, as an LMS's "add content from a tool" button."""
+
+    def get(self) -> None:
+        launch = self.launch_arguments()
+        if launch is None:
+            return
+        user, roles, course = launch
+        login_url, params = self.lms.initiate_deep_linking(
+            user_id=user, roles=roles, context_id=course, storage_target=self.storage_target()
+        )
+        self.finish(autosubmit_form_html(login_url, params, title="Opening LearnHub…"))
+
+
+class DeepLinkReturnHandler(_LMSHandler):
+    """POST /deep_link_return: the tool's LtiDeepLinkingResponse, form field JWT. Nothing is
+    made unless the whole response checks out."""
+
+    async def post(self) -> None:
+        lms = self.lms
+        token = self.get_body_argument("JWT", "")
+        try:
+            if not token:
+                raise DeepLinkRefused("the form field JWT is required")
+            claims = verify_deep_linking_response(
+                token,
+                jwks=await lms.tool_jwks(),
+                platform=lms.platform,
+                nonce_unused=lms.use_deep_link_nonce,
+            )
+            request = lms.redeem_deep_link(claims.get(DL_DATA_CLAIM))
+            items = deep_link_items(
+                claims.get(DL_CONTENT_ITEMS_CLAIM),
+                accept_multiple=request.accept_multiple,
+                tool_origins=lms.tool_origins(),
+            )
+        except (DeepLinkRefused, ToolKeysUnavailable) as refused:
+            lms.refusals.append(("deep_link_return", 400, str(refused)))
+            return self.refuse(400, str(refused))
+        links = lms.add_links(request.context_id, items)
+        lms.deep_link_responses.append(claims)
+        notes = [
+            f"{prefix}{claims[DL_CLAIM + name]}"
+            for name, prefix in (("msg", "The tool says: "), ("errormsg", "The tool reports: "))
+            if isinstance(claims.get(DL_CLAIM + name), str)
+        ]
+        self.finish(
+            deep_link_return_html(
+                course_title=lms.course_title_for(request.context_id), links=links, notes=notes
+            )
+        )
 
 
 class AuthorizationHandler(_LMSHandler):
@@ -1425,7 +1924,10 @@ class TokenHandler(_LMSHandler):
                 raise GradeRefused(400, f"client_assertion_type must be {ASSERTION_TYPE}")
             if not args.get("client_assertion"):
                 raise GradeRefused(400, "client_assertion is required")
-            jwks = await self.tool_jwks()
+            try:
+                jwks = await lms.tool_jwks()
+            except ToolKeysUnavailable as e:
+                raise GradeRefused(401, str(e), "invalid_client") from None
             verify_client_assertion(
                 args["client_assertion"],
                 jwks=jwks,
@@ -1446,27 +1948,6 @@ class TokenHandler(_LMSHandler):
             "expires_in": int(lms.token_lifetime),
             "scope": " ".join(sorted(granted)),
         })  # fmt: skip
-
-    async def tool_jwks(self) -> dict:
-        """The tool's public keys, fetched from its published JWKS URL on each request."""
-        if not self.lms.tool_jwks_url:
-            raise GradeRefused(401, "DemoLMS.tool_jwks_url is not set", "invalid_client")
-        client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
-        try:
-            response = await client.fetch(
-                self.lms.tool_jwks_url, connect_timeout=5, request_timeout=10, raise_error=False
-            )
-        except OSError as e:
-            raise GradeRefused(401, f"the tool's JWKS cannot be fetched ({e})",
-                               "invalid_client") from None  # fmt: skip
-        finally:
-            client.close()
-        if response.code != 200:
-            raise GradeRefused(401, f"the tool's JWKS answered {response.code}", "invalid_client")
-        try:
-            return json.loads(response.body)
-        except ValueError:
-            raise GradeRefused(401, "the tool's JWKS is not JSON", "invalid_client") from None
 
 
 class _AGSHandler(_LMSHandler):

@@ -12,9 +12,19 @@ CUSTOM = LTI + "custom"
 AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 
+# LTI Deep Linking 2.0.
+DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+DL_SETTINGS = DL + "deep_linking_settings"
+DL_CONTENT_ITEMS = DL + "content_items"
+DL_DATA = DL + "data"
+DL_MESSAGE = DL + "msg"
+RESOURCE_LINK_ITEM = "ltiResourceLink"
+
 SUPPORTED_VERSION = "1.3.0"
 RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
-SUPPORTED_MESSAGE_TYPES = {RESOURCE_LINK_REQUEST}
+DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
+DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
+SUPPORTED_MESSAGE_TYPES = {RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST}
 ALGORITHM = "RS256"
 
 # What the tool asks for when an LMS registers it (Assignment and Grade Services).

@@ -1,18 +1,29 @@
-"""LTI 1.3 endpoints: OIDC login initiation, launch, the tool's JWKS and registration JSON."""
+"""LTI 1.3 endpoints: OIDC login initiation, launch, deep linking, the tool's JWKS and
+registration JSON."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from urllib.parse import urlencode, urlsplit
+import time
+from urllib.parse import urlencode
 
+from tornado.httpclient import HTTPClientError
+
+from ..courses.hub import course_access
+from ..errors import LaunchError
 from ..identity import Course, Identity, LinkError, course_roles, link_assignment
+from ..keys import deep_linking_key
 from ..session import LaunchHandler, script_json
+from ..store import STAFF_ROLES, principal_role
 from . import constants as c
+from . import deep_linking as dl
+from .deep_linking import origin_of
 from .validator import validate_id_token
 
 LOGIN_PATH = "lti13/login"
 LAUNCH_PATH = "lti13/launch"
+DEEP_LINK_PATH = "lti13/deep-link"
 JWKS_PATH = "lti13/jwks"
 CONFIG_PATH = "lti13/config"
 STATE_COOKIE_PREFIX = "lh_lti13_"
@@ -21,11 +32,6 @@ STATE_COOKIE_PREFIX = "lh_lti13_"
 def state_cookie_name(state: str) -> str:
     # One cookie per login, so two launches racing in one browser do not clobber each other.
     return STATE_COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def identity_from_claims(claims: dict, course_id_for) -> Identity:
@@ -51,8 +57,10 @@ def identity_from_claims(claims: dict, course_id_for) -> Identity:
         "client_id": claims.get("azp") or (audience if isinstance(audience, str) else audience[0]),
         "sub": claims["sub"],
         "deployment_id": claims[c.DEPLOYMENT_ID],
-        "resource_link": claims[c.RESOURCE_LINK],
     }
+    # A deep-linking request comes from no link: it has none to keep.
+    if isinstance(claims.get(c.RESOURCE_LINK), dict):
+        launch["resource_link"] = claims[c.RESOURCE_LINK]
     for key, claim in (("ags", c.AGS_ENDPOINT), ("nrps", c.NRPS)):
         if isinstance(claims.get(claim), dict):
             launch[key] = claims[claim]
@@ -162,7 +170,30 @@ class LTI13LoginHandler(LaunchHandler):
         )
 
 
-class LTI13LaunchHandler(LaunchHandler):
+class PickerPage(LaunchHandler):
+    """A handler that shows the deep-linking picker (the launch, and the picker's own post
+    when a choice must be made again)."""
+
+    def render_picker(
+        self, state: dl.PickerState, *, sealed: str | None = None, error: str | None = None
+    ) -> None:
+        """The picker of `state`; shown again after a wrong choice with the same `sealed`
+        state, so that its lifetime still counts from the LMS's request."""
+        if error:
+            self.set_status(400)
+        self.finish(
+            self.render_page(
+                "learnhub-deep-linking.html",
+                action=self.hub.base_url + DEEP_LINK_PATH,
+                sealed=sealed or dl.seal(state, deep_linking_key(self.authenticator.crypt_key)),
+                state=state,
+                points_text=dl.points_text,
+                error=error,
+            )
+        )
+
+
+class LTI13LaunchHandler(PickerPage):
     """POST /hub/lti13/launch: the platform's id_token, checked and turned into a session."""
 
     async def post(self):
@@ -225,7 +256,43 @@ class LTI13LaunchHandler(LaunchHandler):
             identity = identity_from_claims(claims, learnhub.course_id_for)
         except LinkError as e:
             self.fail(400, str(e))
+        if claims[c.MESSAGE_TYPE] == c.DEEP_LINKING_REQUEST:
+            await self.open_picker(claims, platform, identity)
+            return
         await self.start_session(identity)
+
+    async def open_picker(self, claims: dict, platform, identity: Identity) -> None:
+        """A deep-linking request: the course's staff pick assignments to link.
+
+        Checked before anything is stored: the answer goes only to the platform that
+        signed the request, from a course, for its staff. The person is then admitted as
+        at any launch (their course, role and groups), but no server is started.
+        """
+        dl.check_return_url(
+            claims[c.DL_SETTINGS]["deep_link_return_url"], dl.platform_origins(platform)
+        )
+        course = identity.course
+        if course is None:
+            self.fail(
+                400,
+                "LearnHub adds assignments to a course: this request came from outside "
+                "any course. Add the LearnHub activity from inside the course.",
+            )
+        if principal_role(identity.roles) not in STAFF_ROLES:
+            self.fail(403, "Only the course's instructors and TAs can add LearnHub assignments.")
+        courses = course_access(self.settings)
+        if courses is None:
+            self.fail(503, "LearnHub's course service is not configured: tell the operator.")
+        user = await self.admit(identity)
+        try:
+            catalog = await courses.catalog(course.id)
+        except (HTTPClientError, OSError) as e:
+            self.log.error("Course service did not list course %s: %s", course.id, e)
+            self.fail(503, "The course service is not answering: try again in a minute.")
+        state = dl.picker_state(
+            claims, platform=platform, course=course, username=user.name, catalog=catalog
+        )
+        self.render_picker(state)
 
     def render_storage_check(self, record, id_token: str, state: str) -> None:
         """Ask the LMS frame for the state stored at login, then post the launch again.
@@ -251,6 +318,53 @@ class LTI13LaunchHandler(LaunchHandler):
         )
 
 
+class DeepLinkHandler(PickerPage):
+    """POST /hub/lti13/deep-link: the picked assignments, answered to the LMS as a signed
+    LtiDeepLinkingResponse that the page posts to its deep_link_return_url."""
+
+    async def post(self):
+        learnhub = self.authenticator
+        sealed = self.get_body_argument("state", "")
+        state = dl.unseal(
+            sealed, deep_linking_key(learnhub.crypt_key), lifetime=learnhub.deep_linking_lifetime
+        )
+        # Still staff of the course: the picker may have stayed open for a while.
+        enrollment = learnhub.store.enrollment(state.username, state.course_id)
+        if enrollment is None or not enrollment.is_staff:
+            self.fail(403, "Only the course's instructors and TAs can add LearnHub assignments.")
+        if self.get_body_argument("cancel", None) is not None:
+            chosen = []
+        else:
+            try:
+                chosen = dl.choose(state, self.get_body_arguments("assignment"))
+            except LaunchError as e:
+                self.render_picker(state, sealed=sealed, error=e.message)
+                return
+        launch_url = self.public_url_for(LAUNCH_PATH)
+        items = [
+            dl.content_item(
+                name, state.offered[name], launch_url=launch_url,
+                accept_lineitem=state.accept_lineitem,
+            )
+            for name in chosen
+        ]  # fmt: skip
+        kid, private_pem = learnhub.tool_keys.signing_key()
+        answer = dl.sign(dl.response_claims(state, items, now=time.time()), kid=kid,
+                         private_pem=private_pem)  # fmt: skip
+        self.log.info(
+            "Deep linking: %d LearnHub link(s) of course %s sent to its LMS",
+            len(items), state.course_id,
+        )  # fmt: skip
+        self.finish(
+            self.render_page(
+                "learnhub-deep-linking-return.html",
+                action=state.return_url,
+                answer=answer,
+                titles=[state.offered[name]["title"] for name in chosen],
+            )
+        )
+
+
 class JWKSHandler(LaunchHandler):
     """GET /hub/lti13/jwks: the tool's public keys, for platforms verifying its assertions."""
 
@@ -266,7 +380,13 @@ class ToolConfigHandler(LaunchHandler):
         login = self.public_url_for(LOGIN_PATH)
         launch = self.public_url_for(LAUNCH_PATH)
         jwks = self.public_url_for(JWKS_PATH)
-        placements = ["course_navigation", "link_selection", "assignment_selection"]
+        # A course's navigation opens JupyterLab; the others open the assignment picker.
+        placements = {
+            "course_navigation": c.RESOURCE_LINK_REQUEST,
+            "link_selection": c.DEEP_LINKING_REQUEST,
+            "assignment_selection": c.DEEP_LINKING_REQUEST,
+            "editor_button": c.DEEP_LINKING_REQUEST,
+        }
         config = {
             "title": "LearnHub",
             "description": "Jupyter notebooks with autograded assignments, "
@@ -277,7 +397,11 @@ class ToolConfigHandler(LaunchHandler):
             "public_jwk_url": jwks,
             "scopes": c.SCOPES,
             "claims": ["iss", "sub", "name", "email"],
-            "placements": placements,
+            "placements": list(placements),
+            "messages": [
+                {"type": c.RESOURCE_LINK_REQUEST, "target_link_uri": launch},
+                {"type": c.DEEP_LINKING_REQUEST, "target_link_uri": launch},
+            ],
             "urls": {
                 "login_initiation": login,
                 "launch": launch,
@@ -291,8 +415,8 @@ class ToolConfigHandler(LaunchHandler):
                     "privacy_level": "public",
                     "settings": {
                         "placements": [
-                            {"placement": p, "message_type": c.RESOURCE_LINK_REQUEST}
-                            for p in placements
+                            {"placement": p, "message_type": message_type}
+                            for p, message_type in placements.items()
                         ]
                     },
                 }

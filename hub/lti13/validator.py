@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -83,14 +84,41 @@ def check_claims(
         raise LaunchError(403, f"Deployment {deployment_id!r} is not registered for this platform")
     if not isinstance(claims.get(c.ROLES), list):
         raise LaunchError(400, "id_token has no roles claim")
+    claimed_target = claims.get(c.TARGET_LINK_URI)
+    if message_type == c.DEEP_LINKING_REQUEST:
+        check_deep_linking_settings(claims.get(c.DL_SETTINGS))
+        # Deep Linking does not require the claim; one that is sent must still match.
+        if claimed_target is not None and claimed_target != target_link_uri:
+            raise LaunchError(400, "id_token target_link_uri differs from the login request's")
+        return
     link = claims.get(c.RESOURCE_LINK)
     if not isinstance(link, dict) or not link.get("id"):
         raise LaunchError(400, "id_token has no resource_link id")
-    claimed_target = claims.get(c.TARGET_LINK_URI)
     if not claimed_target:
         raise LaunchError(400, "id_token has no target_link_uri claim")
     if claimed_target != target_link_uri:
         raise LaunchError(400, "id_token target_link_uri differs from the login request's")
+
+
+def check_deep_linking_settings(settings) -> None:
+    """The deep_linking_settings claim as Deep Linking 2.0 requires it, accepting what
+    LearnHub answers with: LTI resource links."""
+    if not isinstance(settings, dict):
+        raise LaunchError(400, "Deep linking request has no deep_linking_settings claim")
+    return_url = settings.get("deep_link_return_url")
+    if not isinstance(return_url, str) or urlsplit(return_url).scheme not in ("https", "http"):
+        raise LaunchError(400, "Deep linking request has no deep_link_return_url")
+    accept_types = settings.get("accept_types")
+    if not isinstance(accept_types, list):
+        raise LaunchError(400, "Deep linking request has no accept_types")
+    if c.RESOURCE_LINK_ITEM not in accept_types:
+        raise LaunchError(
+            400,
+            "This LMS placement does not accept LTI resource links "
+            f"(accept_types {accept_types!r}): add LearnHub assignments where links are accepted",
+        )
+    if not isinstance(settings.get("accept_presentation_document_targets"), list):
+        raise LaunchError(400, "Deep linking request has no accept_presentation_document_targets")
 
 
 async def validate_id_token(

@@ -525,3 +525,47 @@ def test_an_assignment_link_opens_its_notebook(browser, course_hub, course_lms, 
         url = tool_frame(page).url
         assert f"/lab/tree/{course['course_id']}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in url, url
         assert "token" not in url, "the token stayed in the frame's address"
+
+
+def test_instructor_adds_an_assignment_link_by_deep_linking(
+    browser, course_hub, course_lms, journey, course
+):
+    """Issue 13 item 1 inside the LMS frame, cookies blocked or allowed: the instructor
+    picks the assignment in LearnHub's picker, the LMS makes its link and its column from
+    the signed answer, and a learner's launch of that link opens the notebook."""
+    if not course.get("released"):
+        pytest.fail("the instructor's release failed (see the tests before)")
+    page = browser.new_page()
+    profile = "blocked" if browser.blocked else "allowed"
+    before = set(course_lms.links)
+    with journey.step("the LMS opens LearnHub's picker", page):
+        page.goto(f"{course_lms.url}/course")
+        page.get_by_role("button", name="Add assignment links (LTI 1.3 deep linking)").click()
+        tool = page.frame_locator("iframe[name=tool]")
+        tool.get_by_role("heading", name="Add LearnHub assignments").wait_for(
+            timeout=STEP_TIMEOUT_MS
+        )
+    with journey.step("pick the assignment"):
+        choice = tool.locator(f'input[name=assignment][value="{ASSIGNMENT}"]')
+        assert "10 points" in tool.locator("label", has=choice).inner_text()
+        choice.check()
+        tool.get_by_role("button", name="Add to course").click()
+    with journey.step("the LMS makes the link and its column"):
+        tool.get_by_text("Added 1 link").wait_for(timeout=STEP_TIMEOUT_MS)
+        (made,) = set(course_lms.links) - before
+        link = course_lms.links[made]
+        column = course_lms.lineitems[CONTEXT][link.lineitem]
+        assert (link.custom, column["scoreMaximum"]) == ({"assignment": ASSIGNMENT}, POINTS)
+        page.goto(f"{course_lms.url}/course")
+        listed = page.locator(f'#links li[data-link="{made}"]')
+        assert column["label"] in listed.inner_text()
+    with journey.step("a learner's launch of the link opens the notebook"):
+        page.evaluate(
+            "user => document.querySelectorAll('form input[name=user]')"
+            ".forEach(i => i.value = user)",
+            f"e2e-deeplinked-{profile}",
+        )
+        listed.get_by_role("button", name="Launch as learner").click()
+        answer_cell(tool).wait_for(timeout=LAB_TIMEOUT_MS)
+        url = tool_frame(page).url
+        assert f"/lab/tree/{course['course_id']}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in url, url

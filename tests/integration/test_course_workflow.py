@@ -870,3 +870,120 @@ def test_an_assignment_link_opens_its_notebook_or_formgrader(course_hub, course_
     assert refused.status_code == 400
     assert "custom parameter assignment=&#39;../../etc&#39; is not the name of" in refused.text
     assert client.cookie_headers_sent == []
+
+
+# A course whose assignments an instructor links with LTI 1.3 Deep Linking (issue 13 item 1).
+DL_CONTEXT = "py-dl"
+
+
+def through_the_lms(client, lms, route: str, **query) -> requests.Response:
+    """What a browser does with a launch of the demo LMS's course page (without platform
+    storage, whose page needs JavaScript): its form to the tool's login, the login's
+    redirect to the LMS, the LMS's form of the id_token to the tool. The tool's answer."""
+    query.setdefault("course", DL_CONTEXT)
+    started = client.get(f"{lms.url}/{route}", params={**query, "storage": "off"}, timeout=30)
+    assert started.status_code == 200, started.text[:2000]
+    login, fields = parse_form(started.text)
+    redirect = client.post(login, data=fields, allow_redirects=False, timeout=30)
+    assert redirect.status_code == 302, redirect.text[:2000]
+    auth_page = client.get(redirect.headers["Location"], allow_redirects=False, timeout=30)
+    assert auth_page.status_code == 200, auth_page.text[:2000]
+    action, fields = parse_form(auth_page.text)
+    return client.post(action, data=fields, allow_redirects=False, timeout=180)
+
+
+def offered(picker: requests.Response) -> list[str]:
+    return re.findall(r'name="assignment" value="([^"]+)"', picker.text)
+
+
+def test_deep_linking_adds_assignment_links_whose_grades_go_to_their_columns(
+    course_hub, course_lms
+):
+    """Issue 13 item 1: an instructor's deep-linking request opens a picker of the course's
+    assignments; the picked ones come back to the LMS in a signed answer that it verifies
+    with the tool's JWKS, and become links with their columns; a learner's launch of one
+    opens its notebook, and the grade goes to that link's column and no other."""
+    client = CookielessClient()
+    hub, lms = course_hub, course_lms
+    course_row = "select id from learnhub_courses where context_id = ?"
+
+    # A learner may not add links, and an answer goes only to the LMS that asked: both
+    # refused before anything is stored.
+    as_learner = through_the_lms(client, lms, "deeplink13", user="dl-student", role="learner")
+    assert as_learner.status_code == 403, as_learner.text[:2000]
+    assert "Only the course&#39;s instructors and TAs can add" in as_learner.text
+    login_url, params = lms.initiate_deep_linking(
+        user_id="dl-teacher", roles=[Role.INSTRUCTOR], context_id=DL_CONTEXT,
+        return_url="https://attacker.test/collect",
+    )  # fmt: skip
+    redirect = client.get(login_url, params=params, allow_redirects=False, timeout=30)
+    action, fields = parse_form(client.get(redirect.headers["Location"], timeout=30).text)
+    forged = client.post(action, data=fields, allow_redirects=False, timeout=60)
+    assert forged.status_code == 400, forged.text[:2000]
+    assert "https://attacker.test, which is not this LMS" in forged.text
+    assert hub.query(course_row, DL_CONTEXT) == []
+
+    started = time.monotonic()
+    picker = through_the_lms(client, lms, "deeplink13", user="dl-teacher", role="instructor")
+    picker_seconds = time.monotonic() - started
+    assert picker.status_code == 200, picker.text[:2000]
+    assert offered(picker) == sorted([ASSIGNMENT, LINKED, NO_KERNEL])
+    assert "3 points, not released yet" in picker.text
+    action, fields = parse_form(picker.text)
+    assert action == "/hub/lti13/deep-link" and set(fields) == {"state", "assignment"}
+    pick = f"{hub.url}{action}"
+    # What the picker did not offer, or an altered picker, is refused and sends nothing.
+    wrong = client.post(pick, data={"state": fields["state"], "assignment": ["ps99"]}, timeout=60)
+    assert wrong.status_code == 400 and "&#39;ps99&#39; is not an assignment" in wrong.text
+    assert offered(wrong) == offered(picker)  # the picker again, to choose anew
+    altered = fields["state"][:-8] + ("A" * 8 if not fields["state"].endswith("A" * 8) else "B" * 8)
+    tampered = client.post(pick, data={"state": altered, "assignment": [ASSIGNMENT]}, timeout=60)
+    assert tampered.status_code == 400 and "expired or was altered" in tampered.text
+
+    answer = client.post(
+        pick, data={"state": fields["state"], "assignment": [LINKED, ASSIGNMENT]}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text[:2000]
+    back, answer_fields = parse_form(answer.text)
+    assert back == f"{lms.url}/deep_link_return" and set(answer_fields) == {"JWT"}
+    made = client.post(back, data=answer_fields, timeout=60)
+    assert made.status_code == 200, f"{made.status_code} {made.text[:2000]}"
+    links = {link.custom["assignment"]: link for link in lms.links.values()
+             if link.context_id == DL_CONTEXT}  # fmt: skip
+    assert sorted(links) == sorted([ASSIGNMENT, LINKED])
+    columns = lms.lineitems[DL_CONTEXT]
+    for name, link in links.items():
+        assert link.url == f"{hub.url}/hub/lti13/launch" and link.title == name
+        column = columns[link.lineitem]
+        assert (column["label"], column["scoreMaximum"], column["resourceId"]) == (name, 3, name)
+        assert column["tag"] == "learnhub" and column["resourceLinkId"] == link.id
+    # The LMS takes one answer to one request: the same answer again creates nothing.
+    count = len(lms.links)
+    again = client.post(back, data=answer_fields, timeout=60)
+    assert again.status_code == 400 and len(lms.links) == count
+
+    # The instructor releases the assignment; the learner's launch of its link opens it.
+    teacher = launched(client, hub, lms, "dl-teacher", Role.INSTRUCTOR, context=DL_CONTEXT)
+    course_id = course_id_of(hub, DL_CONTEXT)
+    formgrader = Formgrader(hub, course_id, teacher.token)
+    formgrader.action(f"assignment/{ASSIGNMENT}/assign")
+    formgrader.action(f"assignment/{ASSIGNMENT}/release")
+    started = time.monotonic()
+    page = through_the_lms(
+        client, lms, "launch13", user="dl-student", role="learner", link=links[ASSIGNMENT].id
+    )
+    learner = launch_from(hub.url, page)
+    wait_until_ready(client, learner)
+    opened = landing(learner)
+    launch_seconds = time.monotonic() - started
+    notebook = f"{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    assert opened.status_code == 302 and f"/lab/tree/{notebook}" in opened.headers["Location"]
+    print(f"\ndeep linking: picker {picker_seconds:.1f}s, learner link to notebook "
+          f"{launch_seconds:.1f}s")  # fmt: skip
+
+    answer_and_submit(learner, course_id, ASSIGNMENT)
+    row = until(lambda: lms_score(lms, "dl-student", DL_CONTEXT, 2.0))
+    assert row["lineitem"] == links[ASSIGNMENT].lineitem, row
+    posts = [p for p in lms.score_posts if p["userId"] == "dl-student"]
+    assert {p["lineitem"] for p in posts} == {links[ASSIGNMENT].lineitem}, posts
+    assert client.cookie_headers_sent == []

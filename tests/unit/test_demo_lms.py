@@ -1,22 +1,36 @@
 """The demo LMS as a real LTI peer: signatures that verify, tokens that check, errors returned."""
 
+import copy
 import json
 import os
+import secrets
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from types import SimpleNamespace
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jwt
 import pytest
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 from oauthlib.oauth1.rfc5849 import signature
 from tornado.httpclient import AsyncHTTPClient
 
 from learnhub.demo.lms import (
     AGS_ENDPOINT_CLAIM,
     COURSE_OFFERING,
+    DL_CLAIM,
+    DL_CONTENT_ITEMS_CLAIM,
+    DL_DATA_CLAIM,
+    DL_SETTINGS_CLAIM,
     LTI_CLAIM,
+    SCOPE_LINEITEM_READONLY,
+    CourseLink,
     DemoLMS,
     Platform,
     Role,
@@ -38,16 +52,22 @@ LAUNCH_URL = TOOL + "/hub/lti11/launch"
 
 
 class Page(HTMLParser):
-    """The forms, iframes and scripts of an HTML page, as a browser would see them."""
+    """The forms, iframes, scripts, list items and text of an HTML page, as a browser would
+    see them; button labels belong to their form, not to the text."""
 
     def __init__(self, html: str):
         super().__init__()
         self.forms: list[dict] = []
         self.iframes: list[dict] = []
         self.scripts: dict[str | None, str] = {}
+        self.items: list[dict] = []
+        self.text = ""
         self._script: str | None = None
-        self._in_script = self._in_button = False
+        self._in_script = self._in_button = self._in_item = False
         self.feed(html)
+        self.text = " ".join(self.text.split())
+        for item in self.items:
+            item["text"] = " ".join(item["text"].split())
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -63,18 +83,27 @@ class Page(HTMLParser):
         elif tag == "script":
             self._in_script, self._script = True, attrs.get("id")
             self.scripts[self._script] = ""
+        elif tag == "li":
+            self._in_item = True
+            self.items.append({**attrs, "text": ""})
 
     def handle_endtag(self, tag):
         if tag == "script":
             self._in_script = False
         elif tag == "button":
             self._in_button = False
+        elif tag == "li":
+            self._in_item = False
 
     def handle_data(self, data):
         if self._in_script:
             self.scripts[self._script] += data
         elif self._in_button:
             self.forms[-1]["buttons"][-1] += data
+        else:
+            self.text += data
+            if self._in_item:
+                self.items[-1]["text"] += data
 
 
 @pytest.fixture
@@ -299,6 +328,45 @@ def test_id_token_claims(kwargs, optional):
     }
 
 
+def test_deep_linking_request_claims():
+    platform = Platform("https://lms.test", "client-1", "dep-1")
+    settings = {"deep_link_return_url": "https://lms.test/deep_link_return", "data": "d-1"}
+    launch = {k: v for k, v in LAUNCH13.items() if k != "resource_link_id"}
+    claims = id_token_claims(
+        platform,
+        nonce="n-1",
+        now=1000,
+        message_type="LtiDeepLinkingRequest",
+        deep_linking=settings,
+        **launch,
+    )
+    resource_link = id_token_claims(platform, nonce="n-1", now=1000, **LAUNCH13)
+    del resource_link[LTI_CLAIM + "resource_link"]
+    assert claims == {
+        **resource_link,
+        LTI_CLAIM + "message_type": "LtiDeepLinkingRequest",
+        DL_SETTINGS_CLAIM: settings,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param(
+            {"message_type": "LtiDeepLinkingRequest"},
+            "an LtiDeepLinkingRequest needs deep_linking settings",
+            id="deep-linking-without-settings",
+        ),
+        pytest.param({}, "an LtiResourceLinkRequest needs a resource_link_id", id="no-link"),
+    ],
+)
+def test_id_token_claims_refuse_a_message_without_its_claim(kwargs, message):
+    launch = {k: v for k, v in LAUNCH13.items() if k != "resource_link_id"}
+    platform = Platform("https://lms.test", "client-1", "dep-1")
+    with pytest.raises(ValueError, match=message):
+        id_token_claims(platform, nonce="n-1", **launch, **kwargs)
+
+
 @pytest.mark.parametrize(
     ("action", "fields"),
     [
@@ -391,7 +459,7 @@ async def test_launch11_route_signs_for_the_tool(lms, http):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize("route", ["/launch11", "/launch13"])
+@pytest.mark.parametrize("route", ["/launch11", "/launch13", "/deeplink13"])
 async def test_launch_routes_refuse_unknown_roles(lms, http, route):
     response = await get(http, lms.url + route + "?role=dean")
     assert response.code == 400
@@ -584,10 +652,12 @@ async def test_course_page_frames_the_tool_and_launches_into_the_frame(lms, http
         (route, "tool", role)
         for route in ("/launch11", "/launch13")
         for role in ("learner", "instructor")
-    }
+    } | {("/deeplink13", "tool", "instructor")}
     buttons = [b for f in page.forms for b in f["buttons"]]
     assert "Launch as learner (LTI 1.3)" in buttons
     assert "Launch as instructor (LTI 1.1)" in buttons
+    assert page.items == []
+    assert "None yet: an instructor adds them by deep linking." in page.text
 
 
 STORAGE_HARNESS = """
@@ -667,6 +737,458 @@ async def test_course_page_platform_storage(lms, http):
             error={"code": "unsupported_subject", "message": "unsupported subject lti.frameResize"},
         ),
     ]
+
+
+# ---------------------------------------------------------------- LTI 1.3 deep linking
+
+# The tool's own key pair: the LMS knows only its public half, from the tool's JWKS URL.
+TOOL_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+TOOL_KID = "learnhub-tool-1"
+DROP = object()
+
+PS01 = {
+    "type": "ltiResourceLink",
+    "title": "Problem set 1",
+    "text": "Loops and lists",
+    "url": TOOL + "/hub/lti13/launch?assignment=ps01",
+    "custom": {"assignment": "ps01"},
+    "lineItem": {"scoreMaximum": 10, "label": "PS 1", "resourceId": "ps01", "tag": "grade"},
+}
+READING = {"type": "ltiResourceLink", "title": "<b>Reading</b> & notes"}
+
+
+class ToolJWKS(tornado.web.RequestHandler):
+    """The tool's published keys, as LearnHub serves them at /hub/lti13/jwks."""
+
+    def get(self):
+        jwk = RSAAlgorithm.to_jwk(TOOL_KEY.public_key(), as_dict=True)
+        self.finish({"keys": [{**jwk, "kid": TOOL_KID, "alg": "RS256", "use": "sig"}]})
+
+
+@pytest.fixture
+async def tool_keys(lms):
+    """A loopback stand-in for the tool's JWKS URL, which the LMS fetches keys from."""
+    sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
+    server = tornado.httpserver.HTTPServer(
+        tornado.web.Application([(r"/hub/lti13/jwks", ToolJWKS)])
+    )
+    server.add_sockets(sockets)
+    lms.tool_jwks_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/hub/lti13/jwks"
+    yield
+    server.stop()
+
+
+def sign_like_a_tool(claims, *, key=TOOL_KEY, kid=TOOL_KID, alg="RS256") -> str:
+    """A deep-linking response JWT, signed as the tool signs one unless told otherwise."""
+    return jwt.encode(claims, key, algorithm=alg, headers={} if kid is None else {"kid": kid})
+
+
+def response_claims(lms, data, items) -> dict:
+    """An LtiDeepLinkingResponse as the Security Framework has a tool send it."""
+    now = int(time.time())
+    return {
+        "iss": lms.platform.client_id,
+        "aud": lms.platform.issuer,
+        "iat": now,
+        "exp": now + 300,
+        "nonce": secrets.token_urlsafe(12),
+        LTI_CLAIM + "message_type": "LtiDeepLinkingResponse",
+        LTI_CLAIM + "version": "1.3.0",
+        LTI_CLAIM + "deployment_id": lms.platform.deployment_id,
+        DL_DATA_CLAIM: data,
+        DL_CONTENT_ITEMS_CLAIM: list(items),
+    }
+
+
+def start_deep_linking(lms, context_id=None, **kwargs) -> str:
+    """An instructor's deep-linking request, as /deeplink13 starts one; returns its data."""
+    data = secrets.token_urlsafe(16)
+    lms.initiate_deep_linking(
+        user_id="demo-instructor",
+        roles=[Role.INSTRUCTOR],
+        context_id=context_id or lms.course_id,
+        data=data,
+        **kwargs,
+    )
+    return data
+
+
+async def post_return(http, lms, fields):
+    return await http.fetch(
+        lms.url + "/deep_link_return", method="POST", body=urlencode(fields), raise_error=False
+    )
+
+
+async def deep_link(http, lms, items, context_id=None) -> tuple:
+    """A whole deep-linking exchange answered with `items`: the LMS's answer and the claims."""
+    claims = response_claims(lms, start_deep_linking(lms, context_id), items)
+    return await post_return(http, lms, {"JWT": sign_like_a_tool(claims)}), claims
+
+
+async def launch_claims(http, lms, query) -> tuple[dict, dict]:
+    """The login request and the verified id_token of a /launch13 launch."""
+    response = await get(http, f"{lms.url}/launch13?{query}")
+    (login,) = Page(response.body.decode()).forms
+    answer = await send_auth(http, lms, auth_request(lms, login["fields"]), "POST")
+    (launch,) = Page(answer.body.decode()).forms
+    jwks = await served_jwks(http, lms)
+    claims = verify_like_a_tool(
+        launch["fields"]["id_token"], jwks, audience="learnhub-demo", issuer=lms.url
+    )
+    return login["fields"], claims
+
+
+@pytest.mark.parametrize(
+    ("query", "storage_target"),
+    [
+        pytest.param("", "_parent", id="with-platform-storage"),
+        pytest.param("&storage=off", None, id="without-platform-storage"),
+    ],
+)
+async def test_deeplink13_sends_a_deep_linking_request(lms, http, query, storage_target):
+    url = f"{lms.url}/deeplink13?user=demo-instructor&role=instructor&course=c1{query}"
+    (login,) = Page((await get(http, url)).body.decode()).forms
+    assert login["action"] == lms.tool_lti13_login_url
+    assert login["fields"].get("lti_storage_target") == storage_target
+    answer = await send_auth(http, lms, auth_request(lms, login["fields"]), "POST")
+    (launch,) = Page(answer.body.decode()).forms
+    jwks = await served_jwks(http, lms)
+    claims = verify_like_a_tool(
+        launch["fields"]["id_token"], jwks, audience="learnhub-demo", issuer=lms.url
+    )
+    settings = claims[DL_SETTINGS_CLAIM]
+    assert settings == {
+        "deep_link_return_url": lms.url + "/deep_link_return",
+        "accept_types": ["ltiResourceLink"],
+        "accept_presentation_document_targets": ["iframe", "window"],
+        "accept_multiple": True,
+        "accept_lineitem": True,
+        "auto_create": True,
+        "title": "LearnHub",
+        "data": settings["data"],
+    }
+    assert len(settings["data"]) >= 16
+    assert LTI_CLAIM + "resource_link" not in claims
+    assert AGS_ENDPOINT_CLAIM not in claims
+    assert (
+        claims[LTI_CLAIM + "message_type"],
+        claims["sub"],
+        claims[LTI_CLAIM + "roles"],
+        claims[LTI_CLAIM + "context"]["id"],
+        claims[LTI_CLAIM + "target_link_uri"],
+    ) == ("LtiDeepLinkingRequest", "demo-instructor", [Role.INSTRUCTOR.value], "c1",
+          lms.tool_lti13_launch_url)  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ["/launch13", "/deeplink13"])
+async def test_lti13_routes_need_the_tool_urls(lms, http, route):
+    lms.tool_lti13_login_url = None
+    response = await get(http, lms.url + route)
+    assert (response.code, response.body) == (
+        503,
+        b"DemoLMS.tool_lti13_login_url/launch_url are not set\n",
+    )
+
+
+async def test_a_good_response_makes_links_and_their_columns(lms, http, tool_keys):
+    response, claims = await deep_link(http, lms, [PS01, READING])
+    assert response.code == 200
+    page = Page(response.body.decode())
+    assert "Added 2 links to Introduction to Python (demo)" in page.text
+    assert [item["text"] for item in page.items] == ["Problem set 1", "<b>Reading</b> & notes"]
+    assert b"&lt;b&gt;Reading&lt;/b&gt; &amp; notes" in response.body
+    assert '<a href="/course" target="_top">Back to the course</a>' in response.body.decode()
+    ps01, reading = lms.links.values()
+    assert ps01 == CourseLink(
+        id=ps01.id,
+        context_id="demo-course",
+        title="Problem set 1",
+        text="Loops and lists",
+        url=PS01["url"],
+        custom={"assignment": "ps01"},
+        lineitem=ps01.lineitem,
+    )
+    assert reading == CourseLink(
+        reading.id, "demo-course", "<b>Reading</b> & notes", "", None, {}, None
+    )
+    assert ps01.id != reading.id
+    assert lms.lineitems["demo-course"] == {
+        ps01.lineitem: {
+            "id": ps01.lineitem, "label": "PS 1", "scoreMaximum": 10, "resourceId": "ps01",
+            "tag": "grade", "resourceLinkId": ps01.id,
+        }
+    }  # fmt: skip
+    assert lms.deep_link_responses == [claims]
+    # Deep Linking: the tool finds the column by its link in the line item service.
+    token = lms.issue_token([SCOPE_LINEITEM_READONLY]).value
+    listed = await http.fetch(
+        f"{lms.lineitems_url('demo-course')}?resource_link_id={quote(ps01.id)}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert json.loads(listed.body) == [lms.lineitems["demo-course"][ps01.lineitem]]
+
+
+@pytest.mark.parametrize(
+    ("item", "title", "label"),
+    [
+        pytest.param({"lineItem": {"scoreMaximum": 5}}, "LearnHub", "LearnHub", id="untitled"),
+        pytest.param({"title": "  ", "lineItem": {"scoreMaximum": 5}}, "LearnHub", "LearnHub",
+                     id="blank-title"),
+        pytest.param({"title": "Quiz", "lineItem": {"scoreMaximum": 2.5}}, "Quiz", "Quiz",
+                     id="label-from-title"),
+    ],
+)  # fmt: skip
+async def test_an_item_takes_the_default_title_and_its_column_the_title(
+    lms, http, tool_keys, item, title, label
+):
+    response, _ = await deep_link(http, lms, [{"type": "ltiResourceLink", **item}])
+    assert response.code == 200
+    (link,) = lms.links.values()
+    assert link.title == title
+    assert lms.lineitems["demo-course"][link.lineitem]["label"] == label
+
+
+@pytest.mark.parametrize(
+    "absent", [pytest.param(False, id="empty"), pytest.param(True, id="absent")]
+)
+async def test_an_empty_response_makes_nothing(lms, http, tool_keys, absent):
+    lms.link_lineitem(lms.course_id, "demo-course-ps00", "ps00")
+    columns = copy.deepcopy(lms.lineitems)
+    claims = response_claims(lms, start_deep_linking(lms), [])
+    if absent:
+        del claims[DL_CONTENT_ITEMS_CLAIM]
+    claims[DL_CLAIM + "msg"] = "Nothing <i>was</i> chosen"
+    response = await post_return(http, lms, {"JWT": sign_like_a_tool(claims)})
+    assert response.code == 200
+    page = Page(response.body.decode())
+    assert "No links added to Introduction to Python (demo)" in page.text
+    assert "The tool says: Nothing <i>was</i> chosen" in page.text
+    assert page.items == []
+    assert (lms.links, lms.lineitems, lms.deep_link_responses) == ({}, columns, [claims])
+
+
+async def test_a_deep_linked_link_launches_as_the_tool_made_it(lms, http, tool_keys):
+    await deep_link(http, lms, [PS01, READING])
+    ps01, reading = lms.links.values()
+    login, claims = await launch_claims(
+        http, lms, f"link={ps01.id}&role=learner&user=demo-learner&course=demo-course"
+    )
+    assert login["target_link_uri"] == PS01["url"]
+    assert claims[LTI_CLAIM + "target_link_uri"] == PS01["url"]
+    assert claims[LTI_CLAIM + "resource_link"] == {"id": ps01.id}
+    assert claims[LTI_CLAIM + "custom"] == {"assignment": "ps01"}
+    assert claims[AGS_ENDPOINT_CLAIM]["lineitem"] == ps01.lineitem
+    assert claims[AGS_ENDPOINT_CLAIM]["lineitems"] == lms.lineitems_url("demo-course")
+
+    login, claims = await launch_claims(
+        http, lms, f"link={reading.id}&role=instructor&user=demo-instructor&course=demo-course"
+    )
+    assert login["target_link_uri"] == lms.tool_lti13_launch_url
+    assert claims[LTI_CLAIM + "resource_link"] == {"id": reading.id}
+    assert LTI_CLAIM + "custom" not in claims
+    assert "lineitem" not in claims[AGS_ENDPOINT_CLAIM]
+
+
+@pytest.mark.parametrize("course", [pytest.param("demo-course", id="unknown-link"),
+                                    pytest.param("c2", id="other-course")])  # fmt: skip
+async def test_launch13_refuses_a_link_not_in_the_course(lms, http, tool_keys, course):
+    await deep_link(http, lms, [READING], context_id=course)
+    (link,) = lms.links.values()
+    link_id = "demo-course-link-99" if course == "demo-course" else link.id
+    response = await get(http, f"{lms.url}/launch13?link={link_id}&course=demo-course")
+    assert (response.code, response.body) == (404, b"no such link in this course\n")
+
+
+def with_claims(changes=None, **sign):
+    """Post the good response with `changes`: a callable value is computed from the good
+    claims, DROP removes the claim. `sign` is passed on to sign_like_a_tool."""
+
+    def forge(lms, claims):
+        changed = {k: v(claims) if callable(v) else v for k, v in (changes or {}).items()}
+        claims = {k: v for k, v in {**claims, **changed}.items() if v is not DROP}
+        return {"JWT": sign_like_a_tool(claims, **sign)}
+
+    return forge
+
+
+def with_items(*items):
+    return with_claims({DL_CONTENT_ITEMS_CLAIM: list(items)})
+
+
+def ps01(**changes):
+    return {k: v for k, v in {**PS01, **changes}.items() if v is not DROP}
+
+
+def after(change):
+    """Post the good response after `change(lms)`."""
+
+    def forge(lms, claims):
+        change(lms)
+        return {"JWT": sign_like_a_tool(claims)}
+
+    return forge
+
+
+def _expire_requests(lms):
+    lms.deep_linking_ttl = 0
+
+
+MESSAGE_TYPE, VERSION = LTI_CLAIM + "message_type", LTI_CLAIM + "version"
+DEPLOYMENT = LTI_CLAIM + "deployment_id"
+
+DEEP_LINK_REFUSALS = [
+    pytest.param({}, lambda lms, c: {}, "the form field JWT is required", id="no-field"),
+    pytest.param({}, lambda lms, c: {"JWT": "not.a.jwt"}, "JWT is not a JWT (", id="not-a-jwt"),
+    pytest.param({}, after(lambda lms: setattr(lms, "tool_jwks_url", None)),
+                 "DemoLMS.tool_jwks_url is not set", id="no-jwks-url"),
+    pytest.param({}, after(lambda lms: setattr(lms, "tool_jwks_url", lms.url + "/nowhere")),
+                 "the tool's JWKS answered 404", id="jwks-not-found"),
+    pytest.param({}, after(lambda lms: setattr(lms, "tool_jwks_url", lms.url + "/course")),
+                 "the tool's JWKS is not JSON", id="jwks-not-json"),
+    pytest.param({}, after(lambda lms: setattr(lms, "tool_jwks_url", lms.url + "/gradebook.json")),
+                 "the tool's JWKS is not a JSON object", id="jwks-a-list"),
+    pytest.param({}, with_claims(alg="none", key=None), "JWT must be signed with RS256",
+                 id="alg-none"),
+    pytest.param({}, with_claims(alg="HS256", key=b"k" * 32), "JWT must be signed with RS256",
+                 id="hs256"),
+    pytest.param({}, with_claims(kid=None), "JWT header has no kid", id="no-kid"),
+    pytest.param({}, with_claims(kid="retired"), "the tool's JWKS has no key 'retired'",
+                 id="unknown-kid"),
+    pytest.param({}, with_claims(key=OTHER_KEY),
+                 "JWT signature does not verify with the tool's key", id="other-key"),
+    pytest.param({}, with_claims({"iss": "someone-else"}), "JWT iss is not the tool's client id",
+                 id="other-iss"),
+    pytest.param({}, with_claims({"iss": DROP}), "JWT has no iss claim", id="no-iss"),
+    pytest.param({}, with_claims({"aud": "http://127.0.0.1:1"}),
+                 "JWT aud does not include this platform's issuer", id="other-aud"),
+    pytest.param({}, with_claims({"aud": ["learnhub-demo", "http://127.0.0.1:1"]}),
+                 "JWT aud does not include this platform's issuer", id="aud-list-without-us"),
+    pytest.param({}, with_claims({"exp": DROP}), "JWT has no exp claim", id="no-exp"),
+    pytest.param({}, with_claims({"exp": lambda c: c["iat"] - 60}), "JWT has expired",
+                 id="expired"),
+    pytest.param({}, with_claims({"iat": DROP}), "JWT has no iat claim", id="no-iat"),
+    pytest.param({}, with_claims({"iat": lambda c: c["iat"] - 600}),
+                 "JWT was issued more than five minutes ago", id="issued-long-ago"),
+    pytest.param({}, with_claims({"iat": lambda c: c["iat"] + 600}),
+                 "JWT is not valid yet (iat or nbf in the future)", id="issued-in-the-future"),
+    pytest.param({}, with_claims({"nonce": DROP}), "JWT has no nonce claim", id="no-nonce"),
+    pytest.param({}, with_claims({"nonce": ""}), "JWT has no nonce claim", id="empty-nonce"),
+    pytest.param({}, with_claims({MESSAGE_TYPE: "LtiResourceLinkRequest"}),
+                 "JWT message_type must be LtiDeepLinkingResponse", id="message-type"),
+    pytest.param({}, with_claims({VERSION: "1.1.0"}), "JWT version must be 1.3.0", id="version"),
+    pytest.param({}, with_claims({DEPLOYMENT: "2"}),
+                 "JWT deployment_id is not this platform's deployment", id="deployment"),
+    pytest.param({}, with_claims({DL_DATA_CLAIM: DROP}), "JWT has no data claim", id="no-data"),
+    pytest.param({}, with_claims({DL_DATA_CLAIM: "made-up"}),
+                 "JWT data names no deep linking request of this LMS", id="unknown-data"),
+    pytest.param({}, after(_expire_requests), "the deep linking request has expired",
+                 id="request-expired"),
+    pytest.param({}, with_claims({DL_CONTENT_ITEMS_CLAIM: PS01}),
+                 "content_items must be a list", id="items-not-a-list"),
+    pytest.param({"accept_multiple": False}, with_items(PS01, READING),
+                 "the request accepts one content item, not 2", id="one-accepted"),
+    pytest.param({}, with_items("ps01"), "content item 1: must be a JSON object",
+                 id="item-not-an-object"),
+    pytest.param({}, with_items(ps01(type="link")),
+                 "content item 1: type 'link' is not accepted, only ltiResourceLink",
+                 id="link-item"),
+    pytest.param({}, with_items(PS01, ps01(type="html")),
+                 "content item 2: type 'html' is not accepted, only ltiResourceLink",
+                 id="second-item-bad"),
+    pytest.param({}, with_items(ps01(title=["Problem set 1"])),
+                 "content item 1: title must be a string", id="title-not-a-string"),
+    pytest.param({}, with_items(ps01(text=3)), "content item 1: text must be a string",
+                 id="text-not-a-string"),
+    pytest.param({}, with_items(ps01(url="http://127.0.0.1:11/hub/lti13/launch")),
+                 "content item 1: url 'http://127.0.0.1:11/hub/lti13/launch' is not on the "
+                 "tool's origin", id="url-elsewhere"),
+    pytest.param({}, with_items(ps01(url="javascript:alert(1)")),
+                 "content item 1: url 'javascript:alert(1)' is not on the tool's origin",
+                 id="url-javascript"),
+    pytest.param({}, with_items(ps01(custom=["assignment=ps01"])),
+                 "content item 1: custom must map names to strings", id="custom-a-list"),
+    pytest.param({}, with_items(ps01(custom={"week": 3})),
+                 "content item 1: custom must map names to strings", id="custom-number"),
+    pytest.param({}, with_items(ps01(custom={"week": None})),
+                 "content item 1: custom must map names to strings", id="custom-null"),
+    pytest.param({}, with_items(ps01(lineItem=10)),
+                 "content item 1: lineItem must be a JSON object", id="lineitem-a-number"),
+    pytest.param({}, with_items(ps01(lineItem={"scoreMaximum": 0})),
+                 "content item 1: lineItem scoreMaximum must be positive", id="score-max-zero"),
+    pytest.param({}, with_items(ps01(lineItem={"scoreMaximum": -5})),
+                 "content item 1: lineItem scoreMaximum must be positive",
+                 id="score-max-negative"),
+    pytest.param({}, with_items(ps01(lineItem={"scoreMaximum": "10"})),
+                 "content item 1: lineItem scoreMaximum must be a number", id="score-max-text"),
+    pytest.param({}, with_items(ps01(lineItem={"label": "PS 1"})),
+                 "content item 1: lineItem scoreMaximum must be a number", id="no-score-max"),
+    pytest.param({}, with_items(ps01(lineItem={"scoreMaximum": 10, "label": ""})),
+                 "content item 1: lineItem label is required", id="empty-label"),
+    pytest.param({}, with_items(ps01(lineItem={"scoreMaximum": 10, "resourceId": 7})),
+                 "content item 1: lineItem resourceId must be a string", id="resource-id"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_kwargs", "forge", "message"), DEEP_LINK_REFUSALS)
+async def test_deep_link_return_refuses(lms, http, tool_keys, request_kwargs, forge, message):
+    lms.link_lineitem(lms.course_id, "demo-course-ps00", "ps00")
+    columns = copy.deepcopy(lms.lineitems)
+    data = start_deep_linking(lms, **request_kwargs)
+    response = await post_return(http, lms, forge(lms, response_claims(lms, data, [PS01])))
+    text = response.body.decode()
+    assert response.code == 400
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert text.startswith(message)
+    assert lms.refusals == [("deep_link_return", 400, text.removesuffix("\n"))]
+    assert (lms.links, lms.lineitems, lms.deep_link_responses) == ({}, columns, [])
+
+
+@pytest.mark.parametrize(
+    ("reused", "message"),
+    [
+        pytest.param("data", "the deep linking request was already answered", id="data"),
+        pytest.param("nonce", "JWT nonce was already used", id="nonce"),
+    ],
+)
+async def test_data_and_nonce_work_once(lms, http, tool_keys, reused, message):
+    first = response_claims(lms, start_deep_linking(lms), [PS01])
+    assert (await post_return(http, lms, {"JWT": sign_like_a_tool(first)})).code == 200
+    # Otherwise valid: a fresh nonce for the same data, or fresh data with the same nonce.
+    data = first[DL_DATA_CLAIM] if reused == "data" else start_deep_linking(lms)
+    second = response_claims(lms, data, [READING])
+    if reused == "nonce":
+        second["nonce"] = first["nonce"]
+    response = await post_return(http, lms, {"JWT": sign_like_a_tool(second)})
+    assert (response.code, response.body.decode()) == (400, message + "\n")
+    assert [link.title for link in lms.links.values()] == ["Problem set 1"]
+    assert lms.deep_link_responses == [first]
+
+
+async def test_course_page_shows_deep_linking_and_the_course_links(lms, http, tool_keys):
+    await deep_link(http, lms, [PS01, READING])
+    await deep_link(http, lms, [{**READING, "title": "Elsewhere"}], context_id="c2")
+    ps01, reading, _ = lms.links.values()
+    page = Page((await get(http, lms.url + "/course")).body.decode())
+    (add,) = [f for f in page.forms if f["action"] == "/deeplink13"]
+    assert (add["method"], add["target"], add["fields"], add["buttons"]) == (
+        "get",
+        "tool",
+        {"user": "demo-instructor", "role": "instructor", "course": "demo-course"},
+        ["Add assignment links (LTI 1.3 deep linking)"],
+    )
+    assert [(item["data-link"], item["text"]) for item in page.items] == [
+        (ps01.id, "Problem set 1 (PS 1)"),
+        (reading.id, "<b>Reading</b> & notes (no column)"),
+    ]
+    launches = [f for f in page.forms if "link" in f["fields"]]
+    assert [(f["action"], f["target"], f["fields"], f["buttons"]) for f in launches] == [
+        ("/launch13", "tool",
+         {"link": link.id, "role": role, "user": f"demo-{role}", "course": "demo-course"},
+         [f"Launch as {role}"])
+        for link in (ps01, reading)
+        for role in ("learner", "instructor")
+    ]  # fmt: skip
 
 
 def test_main_requires_a_consumer_secret(monkeypatch, capsys):
