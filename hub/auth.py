@@ -17,6 +17,7 @@ from .lti11.handlers import LTI11LaunchHandler
 from .lti13 import handlers as lti13
 from .lti13.jwks import PlatformKeys
 from .lti13.keys import ToolKeys
+from .picker_pages import PICKER_PATH, PickerHandler
 from .privacy.bulk import bulk_handlers
 from .privacy.handlers import privacy_handlers
 from .store import Store
@@ -165,7 +166,7 @@ class LearnHubAuthenticator(NativeAuthenticator):
             (rf"/{LTI11_LAUNCH}", LTI11LaunchHandler),
             (rf"/{lti13.LOGIN_PATH}", lti13.LTI13LoginHandler),
             (rf"/{lti13.LAUNCH_PATH}", lti13.LTI13LaunchHandler),
-            (rf"/{lti13.DEEP_LINK_PATH}", lti13.DeepLinkHandler),
+            (rf"/{PICKER_PATH}", PickerHandler),
             (rf"/{lti13.JWKS_PATH}", lti13.JWKSHandler),
             (rf"/{lti13.CONFIG_PATH}", lti13.ToolConfigHandler),
             *privacy_handlers(),

@@ -7,6 +7,10 @@ COURSE_SERVICE = "learnhub-courses"
 GRADING_SERVICE = "learnhub-grading"
 RETENTION_SERVICE = "learnhub-retention"
 
+# Where the course service finds the retention service, to remove a learner who left an
+# LMS's roster (courses/roster.py).
+RETENTION_URL_ENV = "LEARNHUB_RETENTION_URL"
+
 # Who holds this scope may call the course service (learners' and graders' servers).
 COURSE_ACCESS_SCOPE = f"access:services!service={COURSE_SERVICE}"
 

@@ -306,6 +306,23 @@ SCHEMA: dict[str, Any] = {
                     "default": 25,
                     "description": "largest submission the exchange keeps, in MB; default 25",
                 },
+                "roster_sync_minutes": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "maximum": 10080,
+                    "default": 60,
+                    "description": "read an LTI 1.3 course's roster (NRPS) at a launch when the "
+                    "last read is this many minutes old (0: at every launch; null: never); "
+                    "default 60",
+                },
+                "roster_names": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "keep the names and emails the LMS's roster sends for "
+                    "people who have not launched yet, so formgrader shows them by name (a "
+                    "launch keeps what it sends either way); default false: only their "
+                    "pseudonym and role until their first launch",
+                },
             },
         },
         "grading": {

@@ -491,6 +491,40 @@ class Store:
                 )  # fmt: skip
             return created
 
+    def add_roster_member(
+        self, *, course_id: str, username: str, role: str, platform: str,
+        name: str | None, email: str | None, now: float | None = None,
+    ) -> bool:  # fmt: skip
+        """Enrol someone the LMS's roster lists before their first launch; True when added.
+
+        An existing enrollment is left as it is: its launches say more than the roster. The
+        enrollment holds no launch (nothing to send grades with) until they launch.
+        """
+        now = time.time() if now is None else now
+        with self.session() as s:
+            if (
+                s.get(CourseRecord, course_id) is None
+                or s.get(Enrollment, (course_id, username)) is not None
+            ):
+                return False
+            s.add(
+                Enrollment(
+                    course_id=course_id, username=username, role=role, lti_version="1.3",
+                    platform=platform,
+                    launch_enc=self.cipher.encrypt(json.dumps({LINKS: {}})),
+                    name_enc=self.cipher.encrypt(name) if name else None,
+                    email_enc=self.cipher.encrypt(email) if email else None,
+                    first_launch=now, last_launch=now,
+                )
+            )  # fmt: skip
+            try:
+                s.commit()
+            except IntegrityError:
+                # Their first launch enrolled them meanwhile.
+                s.rollback()
+                return False
+            return True
+
     def _launches(self, row: Enrollment) -> tuple[dict, dict[str, dict]]:
         """An enrollment's latest launch, and the latest launch of each of its links."""
         launch = json.loads(self.cipher.decrypt(row.launch_enc))

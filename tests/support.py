@@ -432,6 +432,17 @@ def wait_until_ready(client, launch: Launch, timeout=SERVER_START_TIMEOUT) -> di
     pytest.fail(f"server not ready after {timeout}s: {last}")
 
 
+def until(find, timeout: float = 180.0, every: float = 1.0):
+    """The first truthy value of find(), polled until timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(every)
+    pytest.fail(f"nothing after {timeout:g}s: {find.__name__}")
+
+
 def execute_request(msg_id: str, code: str) -> dict:
     """A Jupyter messaging execute_request, as JupyterLab sends it on the kernel websocket."""
     return {

@@ -10,7 +10,7 @@ from ..service_environment import service_environment
 from ..service_names import COURSE_ACCESS_SCOPE as ACCESS_SCOPE
 from ..service_names import COURSE_SERVICE as SERVICE_NAME
 from ..service_names import GRADING_SERVICE as GRADING
-from ..service_names import service_port
+from ..service_names import RETENTION_SERVICE, RETENTION_URL_ENV, service_port
 from ..services import _current, _with_entry
 from ..settings import Settings, SettingsError
 from .hub import COURSES_SETTINGS_KEY
@@ -38,8 +38,20 @@ def course_service(
     }
 
 
+def course_service_role() -> dict[str, Any]:
+    return {
+        "name": SERVICE_NAME,
+        "description": "Remove learners who left an LMS roster, through the retention service",
+        "scopes": [f"access:services!service={RETENTION_SERVICE}"],
+        "services": [SERVICE_NAME],
+    }
+
+
 def update_courses(c, settings: Settings, *, connect_ip: str, containers: bool) -> None:
     """The course service, the hub's link to it, and learner/grader server settings.
+
+    Runs after update_services: the course service reaches the retention service, when
+    there is one, to remove learners who left an LMS's roster.
 
     `connect_ip` is where learner servers reach the hub API (the learner network's gateway
     with containers, loopback otherwise); the course service listens there too.
@@ -48,7 +60,18 @@ def update_courses(c, settings: Settings, *, connect_ip: str, containers: bool) 
     service = course_service(
         settings, ip=connect_ip, token=token, owner_uid=CONTAINER_UID if containers else None
     )
-    c.JupyterHub.services = _with_entry(_current(c.JupyterHub, "services", []), service)
+    services = _current(c.JupyterHub, "services", [])
+    retention = next((s for s in services if s.get("name") == RETENTION_SERVICE), None)
+    if retention is not None:
+        # A learner who left the LMS's roster is removed by the retention service
+        # (courses/roster.py): the course service may call it, and nothing else of the hub.
+        service["environment"][RETENTION_URL_ENV] = (
+            f"{retention['url']}/services/{RETENTION_SERVICE}/"
+        )
+        c.JupyterHub.load_roles = _with_entry(
+            _current(c.JupyterHub, "load_roles", []), course_service_role()
+        )
+    c.JupyterHub.services = _with_entry(services, service)
 
     prefix = f"/services/{SERVICE_NAME}/"
     tornado = _current(c.JupyterHub, "tornado_settings", {})

@@ -10,6 +10,7 @@ from anything the caller says about itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -19,12 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jupyterhub.services.auth import HubAuth
+from jupyterhub.utils import url_path_join
 from nbgrader.api import Gradebook, MissingEntry
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.ioloop import IOLoop
 
 from ..grading.queue import GradingQueue
+from ..lti13.keys import ToolKeys
+from ..lti13.service_tokens import ServiceTokens
 from ..service_environment import listen_address
 from ..service_names import COURSE_SERVICE as SERVICE_NAME
+from ..service_names import RETENTION_URL_ENV
 from ..settings import load_settings
 from ..stopping import skip_exit_collection, stop_signal
 from ..store import Store
@@ -38,6 +45,7 @@ from .exchange import (
     ExchangeStore,
     Submission,
 )
+from .roster import RosterError, RosterSync
 
 # The one answer to a call someone may not make, whether or not the thing exists.
 NOT_ALLOWED = "You are not allowed to do this in this course."
@@ -112,6 +120,8 @@ class CourseService:
     own_token: str
     # Called with each kept submission (the grading queue listens here).
     on_submission: list[Callable[[Submission], object]] = field(default_factory=list)
+    # Reads LTI 1.3 courses' rosters (NRPS); None when rosters are not read.
+    roster: RosterSync | None = None
 
     def __post_init__(self):
         self.identities = TokenIdentities(self.hub_api_url, self.own_token, SERVICE_NAME)
@@ -247,7 +257,36 @@ class SyncHandler(ServiceHandler):
         known = await asyncio.to_thread(self.service.ensure_course, course_id, username)
         if not known:
             raise web.HTTPError(404, "No launch from this course has been recorded.")
+        roster = self.service.roster
+        if roster is not None and roster.due(course_id):
+            IOLoop.current().spawn_callback(read_roster, roster, course_id)
         self.send_json({"course_id": course_id, "ready": True})
+
+
+async def read_roster(roster: RosterSync, course_id: str) -> None:
+    """A roster read prompted by a launch: its failure is logged, the launch goes on."""
+    try:
+        await roster.sync(course_id)
+    except (RosterError, HTTPClientError, OSError) as e:
+        log.warning("Roster of %s not read: %s", course_id, e)
+
+
+class RosterHandler(ServiceHandler):
+    """POST api/courses/<id>/roster[?whole=1]: read the LMS's roster now (the hub's token or
+    the course's staff); answers what changed."""
+
+    async def post(self, course_id):
+        if not (self.caller.is_service and COURSE_ID.match(course_id)):
+            await self.course_role(course_id, staff=True)
+        if self.service.roster is None:
+            raise web.HTTPError(404, "Rosters are not read here (courses.roster_sync_minutes).")
+        try:
+            changes = await self.service.roster.sync(
+                course_id, full=self.get_query_argument("whole", "") == "1"
+            )
+        except (RosterError, HTTPClientError, OSError) as e:
+            raise web.HTTPError(502, f"The LMS's roster could not be read: {e}") from None
+        self.send_json(changes)
 
 
 class AssignmentsHandler(ServiceHandler):
@@ -403,6 +442,7 @@ def make_app(service: CourseService, prefix: str) -> web.Application:
             (rf"{api}/{NAME}/sync", SyncHandler, args),
             (rf"{api}/{NAME}/assignments", AssignmentsHandler, args),
             (rf"{api}/{NAME}/catalog", CatalogHandler, args),
+            (rf"{api}/{NAME}/roster", RosterHandler, args),
             (rf"{api}/{NAME}/assignments/{NAME}", AssignmentHandler, args),
             (rf"{api}/{NAME}/assignments/{NAME}/submissions", SubmissionsHandler, args),
             (
@@ -434,7 +474,34 @@ def service_from_environment(environ=os.environ) -> tuple[CourseService, str, in
     service.on_submission.append(
         lambda s: queue.enqueue(s.course_id, s.assignment_id, s.student, s.id, s.timestamp)
     )
+    minutes = settings["courses"]["roster_sync_minutes"]
+    if minutes is not None:
+        service.roster = RosterSync(
+            store=service.store,
+            tokens=ServiceTokens(ToolKeys(service.store)),
+            pseudonym_key=settings.pseudonym_key,
+            add_students=service.courses.sync_students,
+            remove=functools.partial(
+                remove_learner, environ.get(RETENTION_URL_ENV, ""), service.own_token
+            ),
+            keep_names=settings["courses"]["roster_names"],
+            interval=minutes * 60,
+        )
     return (service, *listen_address(environ))
+
+
+async def remove_learner(retention_url: str, token: str, course_id: str, username: str) -> None:
+    """Remove a learner who left the LMS's roster, as `learnhub course remove-student` does:
+    the retention service's removal, which reaches every store that keeps them."""
+    if not retention_url:
+        raise RosterError("the retention service is not running: nobody can be removed")
+    url = url_path_join(retention_url, "api/courses", course_id, "people", username)
+    response = await AsyncHTTPClient().fetch(
+        url, method="DELETE", headers={"Authorization": f"token {token}"}, request_timeout=120,
+        raise_error=False,
+    )  # fmt: skip
+    if response.code not in (200, 404):
+        raise RosterError(f"the retention service answered {response.code} removing {username}")
 
 
 async def serve() -> None:

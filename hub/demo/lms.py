@@ -15,10 +15,11 @@ import os
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import EllipsisType
+from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
@@ -43,6 +44,12 @@ from ..stopping import skip_exit_collection, stop_signal
 
 LTI_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_ENDPOINT_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/"
+NRPS_CLAIM = _NRPS + "claim/namesroleservice"
+SCOPE_CONTEXT_MEMBERSHIP_READONLY = _NRPS + "scope/contextmembership.readonly"
+MEMBERSHIP_CONTAINER_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+# An NRPS member's enrolment; a differences answer also reports "Deleted" for one dropped.
+MEMBER_STATUSES = ("Active", "Inactive")
 DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 DL_SETTINGS_CLAIM = DL_CLAIM + "deep_linking_settings"
 DL_CONTENT_ITEMS_CLAIM = DL_CLAIM + "content_items"
@@ -50,6 +57,10 @@ DL_DATA_CLAIM = DL_CLAIM + "data"
 RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
 DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
 DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
+# LTI 1.1's deep linking: the Content-Item Message 1.0 and the one media type it offers.
+CONTENT_ITEM_REQUEST = "ContentItemSelectionRequest"
+CONTENT_ITEM_SELECTION = "ContentItemSelection"
+LTI_LINK_MEDIA_TYPE = "application/vnd.ims.lti.v1.ltilink"
 COURSE_OFFERING = "http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"
 _MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
 ID_TOKEN_LIFETIME = 300
@@ -57,7 +68,8 @@ ID_TOKEN_LIFETIME = 300
 DEEP_LINKING_TTL = 1800
 # The Security Framework's bound on the age of a tool-originating message.
 DEEP_LINK_RESPONSE_MAX_AGE = 300
-# The settings' default title, which Deep Linking lets a platform give an untitled item.
+# The settings' default title, which Deep Linking lets a platform give an untitled item
+# (and this LMS gives an untitled Content-Item link alike).
 DEEP_LINKING_TITLE = "LearnHub"
 
 # Where LearnHub's authenticator listens, relative to the hub's public URL; main()
@@ -112,6 +124,23 @@ def tool_urls(base_url: str, paths: Mapping[str, str] = TOOL_PATHS) -> dict[str,
     return {name: base_url.rstrip("/") + path for name, path in paths.items()}
 
 
+def lti11_roles(roles: str | Iterable[str]) -> str:
+    """The LTI 1.1 roles field: a `Role` by its short name, any other value as given."""
+    if isinstance(roles, str):
+        return roles
+    return ",".join(r.short if isinstance(r, Role) else r for r in roles)
+
+
+def lti11_custom_params(custom: Mapping[str, str]) -> dict[str, str]:
+    """A link's custom parameters as LTI 1.1 sends them: custom_<name>, the name lower-cased
+    and each character but a letter or digit made an underscore (Review:Chapter ->
+    custom_review_chapter)."""
+    return {
+        "custom_" + "".join(c if c.isalnum() else "_" for c in name.lower()): value
+        for name, value in custom.items()
+    }
+
+
 def lti11_launch_params(
     *,
     user_id: str,
@@ -126,13 +155,11 @@ def lti11_launch_params(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The unsigned fields of an LTI 1.1 basic launch; `extra` is applied last and wins."""
-    if not isinstance(roles, str):
-        roles = ",".join(r.short if isinstance(r, Role) else r for r in roles)
     params = {
         "lti_message_type": "basic-lti-launch-request",
         "lti_version": "LTI-1p0",
         "user_id": user_id,
-        "roles": roles,
+        "roles": lti11_roles(roles),
         "context_id": context_id,
         "context_title": context_title,
         "resource_link_id": resource_link_id,
@@ -233,13 +260,15 @@ def id_token_claims(
     name: str | None = None,
     email: str | None = None,
     ags: Mapping | None = None,
+    nrps: Mapping | None = None,
     custom: Mapping[str, str] | None = None,
     now: float | None = None,
     message_type: str = RESOURCE_LINK_REQUEST,
     deep_linking: Mapping | None = None,
 ) -> dict:
     """The claims of an LTI 1.3 id_token, as LTI core and Deep Linking 2.0 require them;
-    `custom` is the link's custom parameters (e.g. {"assignment": "ps01"}).
+    `ags` and `nrps` are the grade and roster service claims, `custom` the link's custom
+    parameters (e.g. {"assignment": "ps01"}).
 
     An LtiResourceLinkRequest names its `resource_link_id`; an LtiDeepLinkingRequest has no
     resource link but the `deep_linking` settings instead.
@@ -278,6 +307,8 @@ def id_token_claims(
         claims["email"] = email
     if ags is not None:
         claims[AGS_ENDPOINT_CLAIM] = dict(ags)
+    if nrps is not None:
+        claims[NRPS_CLAIM] = dict(nrps)
     if custom:
         claims[LTI_CLAIM + "custom"] = dict(custom)
     return claims
@@ -335,6 +366,12 @@ def login_initiation_params(
 _AUTH_REQUIRED = ("nonce", "state", "login_hint", "lti_message_hint")
 
 
+def repeated_parameter(arguments: Mapping[str, list[str]]) -> str | None:
+    """The problem with a request that repeats a parameter (which value would count?), or None."""
+    repeated = sorted(k for k, values in arguments.items() if len(values) > 1)
+    return f"parameter {repeated[0]} is repeated" if repeated else None
+
+
 def auth_request_problem(
     arguments: Mapping[str, list[str]], *, client_id: str, redirect_uri: str | None
 ) -> tuple[str, str] | None:
@@ -342,9 +379,9 @@ def auth_request_problem(
 
     `arguments` maps each parameter to all its values, so a repeated one is caught.
     """
-    repeated = sorted(k for k, values in arguments.items() if len(values) > 1)
+    repeated = repeated_parameter(arguments)
     if repeated:
-        return "invalid_request", f"parameter {repeated[0]} is repeated"
+        return "invalid_request", repeated
     args = {k: values[0] for k, values in arguments.items()}
     if args.get("client_id") != client_id:
         return "unauthorized_client", f"unknown client_id {args.get('client_id', '')!r}"
@@ -430,16 +467,19 @@ by this other site the way Canvas or Moodle frame a tool.</p>
 {% end %}</fieldset>
 {% end %}<fieldset>
 <legend>Assignment links</legend>
-<form method="get" action="/deeplink13" target="tool">
+{% for route, label in (("/deeplink13", "LTI 1.3 deep linking"),
+                        ("/contentitem11", "LTI 1.1 Content-Item")) %}
+<form method="get" action="{{ route }}" target="tool">
 <input type="hidden" name="user" value="demo-instructor">
 <input type="hidden" name="role" value="instructor">
 <input type="hidden" name="course" value="{{ course_id }}">
-<button type="submit">Add assignment links (LTI 1.3 deep linking)</button>
+<button type="submit">Add assignment links ({{ label }})</button>
 </form>
-{% if links %}<ul id="links">
+{% end %}{% if links %}<ul id="links">
 {% for link, column in links %}<li data-link="{{ link.id }}">
 <span class="title">{{ link.title }}</span> ({{ column or "no column" }})
-{% for role in ("learner", "instructor") %}<form method="get" action="/launch13" target="tool">
+{% for role in ("learner", "instructor") %}<form method="get"
+ action="/launch{{ link.lti_version.replace('.', '') }}" target="tool">
 <input type="hidden" name="link" value="{{ link.id }}">
 <input type="hidden" name="role" value="{{ role }}">
 <input type="hidden" name="user" value="demo-{{ role }}">
@@ -528,8 +568,8 @@ def course_page_html(
     tool_origins: Iterable[str],
     links: Iterable[tuple[CourseLink, str | None]],
 ) -> str:
-    """The demo course page: launch buttons, the deep-linked `links` (each with its column's
-    label, or None), the tool's iframe, and platform storage."""
+    """The demo course page: launch buttons, the `links` made by deep linking or Content-Item
+    (each with its column's label, or None), the tool's iframe, and platform storage."""
     return _COURSE_PAGE.generate(
         course_id=course_id,
         course_title=course_title,
@@ -549,7 +589,7 @@ SCOPE_SCORE = AGS_SCOPE + "score"
 # What the demo LMS grants a tool: line items and scores, as a teacher's default install.
 GRANTED_SCOPES = (SCOPE_LINEITEM, SCOPE_SCORE)
 TOKEN_SCOPES = frozenset({SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY,
-                          SCOPE_SCORE})  # fmt: skip
+                          SCOPE_SCORE, SCOPE_CONTEXT_MEMBERSHIP_READONLY})  # fmt: skip
 LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 LINEITEM_CONTAINER_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
@@ -561,12 +601,64 @@ GRADING_PROGRESS = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotRea
 
 
 class GradeRefused(ValueError):
-    """A grade service request the LMS refuses; `status` and the message say how and why."""
+    """A grade or roster service request the LMS refuses; `status` and the message say how
+    and why."""
 
     def __init__(self, status: int, message: str, error: str = "invalid_request"):
         super().__init__(message)
         self.status = status
         self.error = error
+
+
+_OAUTH_REQUIRED = ("oauth_consumer_key", "oauth_signature", "oauth_timestamp", "oauth_nonce",
+                   "oauth_signature_method")  # fmt: skip
+
+
+def oauth_request_problem(
+    *,
+    url: str,
+    params: Sequence[tuple[str, str]],
+    consumer_key: str,
+    secret: str,
+    nonce_unused,
+    now: float | None = None,
+) -> str | None:
+    """Why a POST the tool signed with OAuth 1.0a HMAC-SHA1 does not check out, or None: this
+    consumer's key, the method, a timestamp in the window, the signature, a one-time nonce.
+
+    `params` are all the request's parameters (oauth_signature, the URL's query and a form
+    body's fields among them), `url` the URL it was signed for; `nonce_unused(nonce)` records
+    a nonce and says whether it was new. The nonce is recorded only once the signature
+    verifies, so unsigned traffic cannot fill the nonce store.
+    """
+    values = dict(params)
+    for name in _OAUTH_REQUIRED:
+        if not values.get(name):
+            return f"{name} is missing"
+    if values["oauth_consumer_key"] != consumer_key:
+        return f"unknown consumer key {values['oauth_consumer_key']!r}"
+    if values["oauth_signature_method"] != SIGNATURE_HMAC_SHA1:
+        return "oauth_signature_method must be HMAC-SHA1"
+    try:
+        timestamp = int(values["oauth_timestamp"])
+    except ValueError:
+        return "oauth_timestamp is not a number"
+    if abs((time.time() if now is None else now) - timestamp) > OAUTH_WINDOW:
+        return "oauth_timestamp is outside the allowed window"
+    # The base string RFC 5849 section 3.4.1 builds, as the tool's own check does.
+    signed = [(k, v) for k, v in params if k != "oauth_signature"]
+    base_string = oauth_signature.signature_base_string(
+        "POST",
+        oauth_signature.base_string_uri(url),
+        oauth_signature.normalize_parameters(signed),
+    )
+    expected = oauth_signature.sign_hmac_sha1(base_string, secret, "")
+    # As bytes: compare_digest refuses a str that is not ASCII, which a forger may send.
+    if not hmac.compare_digest(expected.encode(), values["oauth_signature"].encode()):
+        return "the OAuth signature does not verify with the consumer secret"
+    if not nonce_unused(values["oauth_nonce"]):
+        return "oauth_nonce was already used"
+    return None
 
 
 def outcome_request_problem(
@@ -579,10 +671,8 @@ def outcome_request_problem(
     nonce_unused,
     now: float | None = None,
 ) -> str | None:
-    """Why an outcome request's OAuth signature or body hash does not check out, or None.
-
-    `url` is the outcome service URL the tool POSTed to; `nonce_unused(nonce)` records
-    a nonce and says whether it was new.
+    """Why an outcome request's body hash or OAuth signature (`oauth_request_problem`) does
+    not check out, or None; `url` is the outcome service URL the tool POSTed to.
     """
     if not authorization or not authorization.startswith("OAuth "):
         return "the request carries no OAuth Authorization header"
@@ -591,37 +681,21 @@ def outcome_request_problem(
     except ValueError:
         return "the OAuth Authorization header is malformed"
     params = [(oauth_utils.unescape(k), oauth_utils.unescape(v)) for k, v in pairs if k != "realm"]
-    values = dict(params)
-    for name in ("oauth_consumer_key", "oauth_signature", "oauth_timestamp", "oauth_nonce",
-                 "oauth_body_hash", "oauth_signature_method"):  # fmt: skip
-        if not values.get(name):
-            return f"{name} is missing"
-    if values["oauth_consumer_key"] != consumer_key:
-        return f"unknown consumer key {values['oauth_consumer_key']!r}"
-    if values["oauth_signature_method"] != SIGNATURE_HMAC_SHA1:
-        return "oauth_signature_method must be HMAC-SHA1"
+    claimed = dict(params).get("oauth_body_hash")
+    if not claimed:
+        return "oauth_body_hash is missing"
     body_hash = base64.b64encode(hashlib.sha1(body).digest()).decode()  # noqa: S324 (the spec's)
-    if not hmac.compare_digest(body_hash, values["oauth_body_hash"]):
+    if not hmac.compare_digest(body_hash.encode(), claimed.encode()):
         return "oauth_body_hash does not match the body"
-    try:
-        timestamp = int(values["oauth_timestamp"])
-    except ValueError:
-        return "oauth_timestamp is not a number"
-    if abs((time.time() if now is None else now) - timestamp) > OAUTH_WINDOW:
-        return "oauth_timestamp is outside the allowed window"
     query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
-    signed = [(k, v) for k, v in params if k != "oauth_signature"] + query
-    base_string = oauth_signature.signature_base_string(
-        "POST",
-        oauth_signature.base_string_uri(url),
-        oauth_signature.normalize_parameters(signed),
+    return oauth_request_problem(
+        url=url,
+        params=params + query,
+        consumer_key=consumer_key,
+        secret=secret,
+        nonce_unused=nonce_unused,
+        now=now,
     )
-    expected = oauth_signature.sign_hmac_sha1(base_string, secret, "")
-    if not hmac.compare_digest(expected, values["oauth_signature"]):
-        return "the OAuth signature does not verify with the consumer secret"
-    if not nonce_unused(values["oauth_nonce"]):
-        return "oauth_nonce was already used"
-    return None
 
 
 @dataclass(frozen=True)
@@ -852,13 +926,14 @@ def gradebook_html(rows: list[dict]) -> str:
     return _GRADEBOOK_PAGE.generate(rows=rows).decode()
 
 
-# ---------------------------------------------------------------- deep linking (pure)
+# ---------------------------------------------------------------- content selection (pure)
 
 _LEEWAY = 5
 
 
 class DeepLinkRefused(ValueError):
-    """A deep-linking response the LMS will not take; the message says why."""
+    """A deep-linking response or Content-Item selection the LMS will not take; the message
+    says why."""
 
 
 def verify_deep_linking_response(
@@ -918,6 +993,43 @@ def verify_deep_linking_response(
     return claims
 
 
+def verify_content_item_selection(
+    arguments: Mapping[str, list[str]],
+    *,
+    url: str,
+    consumer_key: str,
+    secret: str,
+    nonce_unused,
+    now: float | None = None,
+) -> dict[str, str]:
+    """The fields of a ContentItemSelection, checked as Content-Item 1.0 asks a consumer that
+    sent accept_unsigned=false to: each parameter once, signed by this consumer's key and
+    secret for `url`, the return URL (`oauth_request_problem`), and the LTI message type and
+    version.
+
+    `arguments` maps each parameter to all its values; DeepLinkRefused says what is wrong.
+    """
+    repeated = repeated_parameter(arguments)
+    if repeated is not None:
+        raise DeepLinkRefused(repeated)
+    fields = {name: values[0] for name, values in arguments.items()}
+    problem = oauth_request_problem(
+        url=url,
+        params=list(fields.items()),
+        consumer_key=consumer_key,
+        secret=secret,
+        nonce_unused=nonce_unused,
+        now=now,
+    )
+    if problem is not None:
+        raise DeepLinkRefused(problem)
+    if fields.get("lti_message_type") != CONTENT_ITEM_SELECTION:
+        raise DeepLinkRefused(f"lti_message_type must be {CONTENT_ITEM_SELECTION}")
+    if fields.get("lti_version") != "LTI-1p0":
+        raise DeepLinkRefused("lti_version must be LTI-1p0")
+    return fields
+
+
 def deep_link_items(
     content_items, *, accept_multiple: bool, tool_origins: Iterable[str]
 ) -> list[dict]:
@@ -930,24 +1042,50 @@ def deep_link_items(
         return []
     if not isinstance(content_items, list):
         raise DeepLinkRefused("content_items must be a list")
-    if len(content_items) > 1 and not accept_multiple:
-        raise DeepLinkRefused(f"the request accepts one content item, not {len(content_items)}")
+    return _checked_items(content_items, _resource_link, accept_multiple, tool_origins)
+
+
+def content_item_links(
+    content_items: str | None, *, accept_multiple: bool, tool_origins: Iterable[str]
+) -> list[dict]:
+    """The links a verified ContentItemSelection asks for, as `deep_link_items` gives them;
+    `column` is the {"label", "scoreMaximum"} of the item's lineItem, or None.
+
+    Content-Item makes the parameter optional: absent or empty, as with an empty @graph, it
+    asks for nothing (the instructor selected nothing).
+    """
+    if not content_items:
+        return []
+    try:
+        graph = json.loads(content_items)
+    except ValueError:
+        raise DeepLinkRefused("content_items is not JSON") from None
+    if not isinstance(graph, dict) or not isinstance(graph.get("@graph"), list):
+        raise DeepLinkRefused("content_items must be a JSON object whose @graph is a list")
+    return _checked_items(graph["@graph"], _lti_link_item, accept_multiple, tool_origins)
+
+
+def _checked_items(items: list, check, accept_multiple: bool, tool_origins: Iterable[str]):
+    """`check(item, origins)` of each item; DeepLinkRefused names the first bad one."""
+    if len(items) > 1 and not accept_multiple:
+        raise DeepLinkRefused(f"the request accepts one content item, not {len(items)}")
     origins = set(tool_origins)
-    return [_resource_link(item, n, origins) for n, item in enumerate(content_items, 1)]
+    links = []
+    for n, item in enumerate(items, 1):
+        try:
+            if not isinstance(item, dict):
+                raise DeepLinkRefused("must be a JSON object")
+            links.append(check(item, origins))
+        except DeepLinkRefused as e:
+            raise DeepLinkRefused(f"content item {n}: {e}") from None
+    return links
 
 
-def _resource_link(item, n: int, tool_origins: set[str]) -> dict:
-    def refuse(problem: str) -> DeepLinkRefused:
-        return DeepLinkRefused(f"content item {n}: {problem}")
-
-    if not isinstance(item, dict):
-        raise refuse("must be a JSON object")
-    if item.get("type") != "ltiResourceLink":
-        raise refuse(f"type {item.get('type')!r} is not accepted, only ltiResourceLink")
+def _link_fields(item: dict, tool_origins: set[str]) -> dict:
+    """What a link item says alike in both messages: title, text, url, custom parameters."""
     for name in ("title", "text", "url"):
         if name in item and not isinstance(item[name], str):
-            raise refuse(f"{name} must be a string")
-    title = item.get("title", "").strip() or DEEP_LINKING_TITLE
+            raise DeepLinkRefused(f"{name} must be a string")
     url = item.get("url")
     if url is not None:
         try:
@@ -955,23 +1093,65 @@ def _resource_link(item, n: int, tool_origins: set[str]) -> dict:
         except ValueError:  # a port out of range
             origin = None
         if origin not in tool_origins:
-            raise refuse(f"url {url!r} is not on the tool's origin")
+            raise DeepLinkRefused(f"url {url!r} is not on the tool's origin")
     custom = item.get("custom", {})
     if not isinstance(custom, dict) or not all(isinstance(v, str) for v in custom.values()):
-        raise refuse("custom must map names to strings")
+        raise DeepLinkRefused("custom must map names to strings")
+    title = item.get("title", "").strip() or DEEP_LINKING_TITLE
+    return {"title": title, "text": item.get("text", ""), "url": url, "custom": dict(custom)}
+
+
+def _resource_link(item: dict, tool_origins: set[str]) -> dict:
+    if item.get("type") != "ltiResourceLink":
+        raise DeepLinkRefused(f"type {item.get('type')!r} is not accepted, only ltiResourceLink")
+    link = _link_fields(item, tool_origins)
     column = item.get("lineItem")
     if column is not None:
         if not isinstance(column, dict):
-            raise refuse("lineItem must be a JSON object")
+            raise DeepLinkRefused("lineItem must be a JSON object")
         try:
             # Without a label, Deep Linking names the column after the item.
-            column = validate_new_lineitem({"label": title, **column})
+            column = validate_new_lineitem({"label": link["title"], **column})
         except GradeRefused as e:
-            raise refuse(f"lineItem {e}") from None
-    return {
-        "title": title, "text": item.get("text", ""), "url": url, "custom": dict(custom),
-        "column": column,
-    }  # fmt: skip
+            raise DeepLinkRefused(f"lineItem {e}") from None
+    return {**link, "column": column}
+
+
+def _lti_link_item(item: dict, tool_origins: set[str]) -> dict:
+    if item.get("@type") != "LtiLinkItem":
+        raise DeepLinkRefused(f"@type {item.get('@type')!r} is not accepted, only LtiLinkItem")
+    if item.get("mediaType") != LTI_LINK_MEDIA_TYPE:
+        raise DeepLinkRefused(
+            f"mediaType {item.get('mediaType')!r} is not accepted, only {LTI_LINK_MEDIA_TYPE}"
+        )
+    link = _link_fields(item, tool_origins)
+    line = item.get("lineItem")
+    return {**link, "column": None if line is None else _link_item_column(line, link["title"])}
+
+
+def _link_item_column(line, title: str) -> dict:
+    """The column a Content-Item lineItem asks for: its label (by default the item's title)
+    and normalMaximum. The rest is checked but not kept: LTI 1.1 has no line item service."""
+    if not isinstance(line, dict) or line.get("@type") != "LineItem":
+        raise DeepLinkRefused("lineItem must be a JSON object of @type LineItem")
+    label = line.get("label", title)
+    if not isinstance(label, str) or not label.strip():
+        raise DeepLinkRefused("lineItem label is required")
+    if not isinstance(line.get("reportingMethod", ""), str):
+        raise DeepLinkRefused("lineItem reportingMethod must be a string")
+    activity = line.get("assignedActivity", {})
+    if not isinstance(activity, dict) or not isinstance(activity.get("activityId", ""), str):
+        raise DeepLinkRefused("lineItem assignedActivity must hold a string activityId")
+    limits = line.get("scoreConstraints")
+    if not isinstance(limits, dict) or limits.get("@type") != "NumericLimits":
+        raise DeepLinkRefused("lineItem scoreConstraints must be of @type NumericLimits")
+    try:
+        maximum = _number(limits, "normalMaximum", positive=True)
+        if "totalMaximum" in limits:
+            _number(limits, "totalMaximum")
+    except GradeRefused as e:
+        raise DeepLinkRefused(f"lineItem scoreConstraints {e}") from None
+    return {"label": label, "scoreMaximum": maximum}
 
 
 _DEEP_LINK_RETURN_PAGE = tornado.template.Template(
@@ -1041,6 +1221,29 @@ class AccessToken:
     expires: float
 
 
+@dataclass(frozen=True)
+class Member:
+    """One person's membership of a course, as NRPS reports it; frozen, so that the change
+    log keeps each state a member had."""
+
+    user_id: str
+    roles: tuple[str, ...]
+    name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+    status: str = "Active"
+
+    def membership(self) -> dict:
+        """The member in a membership container: names and email only where the LMS knows
+        them, as a platform withholds what it does not share."""
+        entry = {"user_id": self.user_id, "roles": list(self.roles), "status": self.status}
+        for key in ("name", "given_name", "family_name", "email"):
+            if getattr(self, key) is not None:
+                entry[key] = getattr(self, key)
+        return entry
+
+
 @dataclass
 class PendingLaunch:
     """An LTI 1.3 launch the LMS has started and the tool has not yet redeemed."""
@@ -1054,10 +1257,10 @@ class PendingLaunch:
     name: str | None = None
     email: str | None = None
     ags: Mapping | None = None
+    nrps: Mapping | None = None
     custom: Mapping[str, str] | None = None
     message_type: str = RESOURCE_LINK_REQUEST
     deep_linking: Mapping | None = None
-    created: float = field(default_factory=time.time)
 
     def claims(self, platform: Platform, *, nonce: str) -> dict:
         return id_token_claims(
@@ -1072,6 +1275,7 @@ class PendingLaunch:
             name=self.name,
             email=self.email,
             ags=self.ags,
+            nrps=self.nrps,
             custom=self.custom,
             message_type=self.message_type,
             deep_linking=self.deep_linking,
@@ -1080,18 +1284,23 @@ class PendingLaunch:
 
 @dataclass(frozen=True)
 class DeepLinkRequest:
-    """A deep-linking request the LMS sent and the tool has not answered, kept by its data."""
+    """A request to pick content, by LTI 1.3 deep linking or LTI 1.1 Content-Item, that the
+    LMS sent and the tool has not answered; kept by its data."""
 
     context_id: str
     user_id: str
     accept_multiple: bool
-    created: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)
 class CourseLink:
-    """A resource link placed in a course by deep linking, launched as the tool asked:
-    `url` None launches the tool's launch URL, `lineitem` is the id of its column."""
+    """A resource link placed in a course by deep linking (LTI 1.3) or Content-Item (LTI 1.1),
+    launched as the tool asked: `url` None launches the tool's launch URL.
+
+    An LTI 1.3 link's column is the line item `lineitem`. LTI 1.1 has no line item service:
+    its link is its own column, graded by lis_result_sourcedid, and keeps the `column_label`
+    and `score_maximum` the tool asked for.
+    """
 
     id: str
     context_id: str
@@ -1100,6 +1309,62 @@ class CourseLink:
     url: str | None
     custom: dict[str, str]
     lineitem: str | None
+    lti_version: str = "1.3"
+    column_label: str | None = None
+    score_maximum: float | None = None
+
+
+V = TypeVar("V")
+
+
+class OneTimeRequests(Generic[V]):
+    """What the LMS sent and waits to see once, by key (a login's lti_message_hint, a
+    selection request's data): each redeemed at most once, within `ttl()` seconds of being
+    added. `ttl` is read at each use, so a changed lifetime applies to what is pending.
+
+    A redeemed key is refused again even when its first use was refused; `refused` is raised
+    with the `unknown`, `used` or `expired` message.
+    """
+
+    def __init__(
+        self,
+        ttl: Callable[[], float],
+        refused: type[Exception],
+        *,
+        unknown: str,
+        used: str,
+        expired: str,
+    ):
+        self.ttl = ttl
+        self.refused = refused
+        self.unknown, self.used, self.expired = unknown, used, expired
+        self._pending: dict[str, tuple[V, float]] = {}
+        self._redeemed: dict[str, float] = {}
+
+    def __getitem__(self, key: str) -> V:
+        """The value pending under `key`, left unredeemed; KeyError if there is none."""
+        return self._pending[key][0]
+
+    def add(self, key: str, value: V) -> None:
+        now = time.time()
+        # Keeps a long-running demo from growing; an old reuse then reads "unknown".
+        cutoff = now - self.ttl()
+        self._pending = {k: p for k, p in self._pending.items() if p[1] > cutoff}
+        self._redeemed = {k: t for k, t in self._redeemed.items() if t > cutoff}
+        self._pending[key] = (value, now)
+
+    def redeem(self, key: str) -> V:
+        if key in self._redeemed:
+            raise self.refused(self.used)
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            raise self.refused(self.unknown)
+        value, added = pending
+        now = time.time()
+        self._redeemed[key] = now
+        if now - added >= self.ttl():
+            raise self.refused(self.expired)
+        return value
 
 
 def _first_use(seen: dict[str, float], value: str, expires: float) -> bool:
@@ -1150,19 +1415,33 @@ class DemoLMS:
         self.hint_ttl = hint_ttl
         self.port: int | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
-        self._pending: dict[str, PendingLaunch] = {}
-        self._redeemed: dict[str, float] = {}
         self.deep_linking_ttl = deep_linking_ttl
-        self._deep_link_requests: dict[str, DeepLinkRequest] = {}
-        self._deep_links_answered: dict[str, float] = {}
+        # LTI 1.3 launches by lti_message_hint; selection requests by their data, each
+        # message's apart: an answer to one is no answer to the other.
+        self._pending = OneTimeRequests[PendingLaunch](
+            lambda: self.hint_ttl,
+            LaunchRefused,
+            unknown="lti_message_hint is unknown",
+            used="lti_message_hint was already used",
+            expired="lti_message_hint has expired",
+        )
+        self._deep_link_requests = self._selection_requests("deep linking", "JWT data")
+        self.content_item_requests = self._selection_requests("content-item", "data")
         self._deep_link_nonces: dict[str, float] = {}
-        # Links made by deep linking, by id, and the verified responses that made them.
+        # Links made by deep linking and Content-Item, by id, and the verified answers that
+        # made them.
         self.links: dict[str, CourseLink] = {}
         self._link_numbers = itertools.count(1)
         self.deep_link_responses: list[dict] = []
+        self.content_item_responses: list[dict] = []
         # Grades, kept in memory: this is a demo. A stop() and start() keeps them.
         self.token_lifetime = token_lifetime
         self.members: dict[str, set[str]] = {}
+        # The names and roles NRPS serves, by course and user id, and each course's changes:
+        # change n (from 1) is roster_log[course][n - 1], the member's state after it.
+        self.roster: dict[str, dict[str, Member]] = {}
+        self.roster_log: dict[str, list[Member]] = {}
+        self.membership_requests: list[str] = []
         self.sourcedids: dict[str, tuple[str, str, str]] = {}
         self.outcomes: dict[str, OutcomeGrade] = {}
         self.outcome_requests: list[OutcomeGrade] = []
@@ -1177,6 +1456,17 @@ class DemoLMS:
         self._tokens: dict[str, AccessToken] = {}
         self._jtis: dict[str, float] = {}
         self._oauth_nonces: dict[str, float] = {}
+
+    def _selection_requests(self, kind: str, data: str) -> OneTimeRequests[DeepLinkRequest]:
+        """Outstanding `kind` requests, kept `deep_linking_ttl` by the data the answer carries
+        back in the field refusals call `data`."""
+        return OneTimeRequests(
+            lambda: self.deep_linking_ttl,
+            DeepLinkRefused,
+            unknown=f"{data} names no {kind} request of this LMS",
+            used=f"the {kind} request was already answered",
+            expired=f"the {kind} request has expired",
+        )
 
     @property
     def url(self) -> str:
@@ -1204,6 +1494,10 @@ class DemoLMS:
     def deep_link_return_url(self) -> str:
         return self.url + "/deep_link_return"
 
+    @property
+    def content_item_return_url(self) -> str:
+        return self.url + "/content_item_return"
+
     def lineitems_url(self, context_id: str) -> str:
         return f"{self.url}/api/lti/courses/{quote(context_id, safe='')}/lineitems"
 
@@ -1220,6 +1514,16 @@ class DemoLMS:
         if lineitem:
             claim["lineitem"] = lineitem
         return claim
+
+    def memberships_url(self, context_id: str) -> str:
+        return f"{self.url}/api/lti/courses/{quote(context_id, safe='')}/memberships"
+
+    def nrps_claim(self, context_id: str) -> dict:
+        """The names and roles service claim of a launch into `context_id`."""
+        return {
+            "context_memberships_url": self.memberships_url(context_id),
+            "service_versions": ["2.0"],
+        }
 
     def new_lineitem_id(self, context_id: str) -> str:
         return f"{self.lineitems_url(context_id)}/{next(self._lineitem_numbers)}"
@@ -1243,13 +1547,22 @@ class DemoLMS:
         }  # fmt: skip
         return item_id
 
-    def add_links(self, context_id: str, items: Iterable[Mapping]) -> list[CourseLink]:
-        """Place the links of a verified deep-linking response (`deep_link_items`) in the
-        course, each with the column its lineItem asks for, as Canvas makes an assignment's."""
+    def add_links(
+        self, context_id: str, items: Iterable[Mapping], *, lti_version: str = "1.3"
+    ) -> list[CourseLink]:
+        """Place the links of a verified deep-linking response (`deep_link_items`), or with
+        `lti_version="1.1"` of a Content-Item selection (`content_item_links`), in the course,
+        each with the column its lineItem asks for, as Canvas makes an assignment's."""
         links = []
         for item in items:
             link_id = f"{context_id}-link-{next(self._link_numbers)}"
             column = item["column"]
+            lineitem = label = maximum = None
+            if column is not None and lti_version == "1.1":
+                # No line item service to make a column in: the link is the column.
+                label, maximum = column["label"], column["scoreMaximum"]
+            elif column is not None:
+                lineitem = self._link_column(context_id, link_id, column)
             link = CourseLink(
                 id=link_id,
                 context_id=context_id,
@@ -1257,25 +1570,97 @@ class DemoLMS:
                 text=item["text"],
                 url=item["url"],
                 custom=item["custom"],
-                lineitem=None if column is None else self._link_column(context_id, link_id, column),
+                lineitem=lineitem,
+                lti_version=lti_version,
+                column_label=label,
+                score_maximum=maximum,
             )
             self.links[link_id] = link
             links.append(link)
         return links
 
     def course_links(self, context_id: str) -> list[tuple[CourseLink, str | None]]:
-        """The course's deep-linked links, each with its column's label: None when it has no
-        column, or the tool deleted it."""
+        """The course's links, each with its column's label: an LTI 1.3 link's line item's,
+        an LTI 1.1 link's own; None when it has no column, or the tool deleted it."""
         columns = self.lineitems.get(context_id, {})
         return [
-            (link, columns[link.lineitem]["label"] if link.lineitem in columns else None)
+            (
+                link,
+                columns[link.lineitem]["label"] if link.lineitem in columns else link.column_label,
+            )
             for link in self.links.values()
             if link.context_id == context_id
         ]
 
+    def course_link(self, link_id: str, context_id: str, lti_version: str) -> CourseLink | None:
+        """The link `link_id` of the course, if it launches by `lti_version`; None otherwise."""
+        link = self.links.get(link_id)
+        if link is None or link.context_id != context_id or link.lti_version != lti_version:
+            return None
+        return link
+
     def enroll(self, user_id: str, context_id: str) -> None:
         """Make `user_id` a member of the course: scores for anyone else are refused."""
         self.members.setdefault(context_id, set()).add(user_id)
+
+    def add_member(
+        self,
+        context_id: str,
+        user_id: str,
+        roles: Iterable[str],
+        *,
+        name: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        email: str | None = None,
+    ) -> Member:
+        """Put `user_id` on the course's roster (replacing what it said of them), Active and
+        enrolled, so that scores for them are taken."""
+        member = Member(
+            user_id,
+            tuple(str(r) for r in roles),
+            name=name,
+            given_name=given_name,
+            family_name=family_name,
+            email=email,
+        )
+        self.enroll(user_id, context_id)
+        self._record_member(context_id, member)
+        return member
+
+    def set_member_status(self, context_id: str, user_id: str, status: str) -> Member:
+        """Make a member Active or Inactive (an enrolment the LMS suspends but keeps);
+        KeyError for someone not on the roster."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(MEMBER_STATUSES)}, not {status!r}")
+        member = replace(self.roster[context_id][user_id], status=status)
+        self._record_member(context_id, member)
+        return member
+
+    def drop_member(self, context_id: str, user_id: str) -> None:
+        """Take `user_id` off the roster and out of the course: scores for them are refused,
+        and differences report them Deleted with their last roles."""
+        member = self.roster[context_id].pop(user_id)
+        self.members[context_id].discard(user_id)
+        self.roster_log[context_id].append(Member(user_id, member.roles, status="Deleted"))
+
+    def _record_member(self, context_id: str, member: Member) -> None:
+        self.roster.setdefault(context_id, {})[member.user_id] = member
+        self.roster_log.setdefault(context_id, []).append(member)
+
+    def roster_sequence(self, context_id: str) -> int:
+        """The number of the course's latest roster change; 0 before the first."""
+        return len(self.roster_log.get(context_id, ()))
+
+    def memberships(self, context_id: str, since: int | None = None) -> list[Member]:
+        """The course's members by user id; with `since`, only those changed after change
+        number `since`, each as the latest change left them (status Deleted if dropped)."""
+        if since is None:
+            members = self.roster.get(context_id, {}).values()
+        else:
+            latest = {m.user_id: m for m in self.roster_log.get(context_id, [])[since:]}
+            members = latest.values()
+        return sorted(members, key=lambda m: m.user_id)
 
     def result_sourcedid(self, user_id: str, context_id: str, resource_link_id: str) -> str:
         """The opaque lis_result_sourcedid of one learner's cell in one resource link's column."""
@@ -1301,9 +1686,12 @@ class DemoLMS:
         """Every grade the LMS holds, one row per learner and column, for people and tests."""
         rows = []
         for sourcedid, grade in sorted(self.outcomes.items(), key=lambda kv: kv[1].cell):
-            user_id, context_id, link = grade.cell
+            user_id, context_id, resource_link_id = grade.cell
+            # A Content-Item link is its own column, named as the tool asked.
+            link = self.links.get(resource_link_id)
+            column = resource_link_id if link is None else link.column_label or link.title
             rows.append({
-                "course": context_id, "user_id": user_id, "column": link,
+                "course": context_id, "user_id": user_id, "column": column,
                 "score": grade.score, "out_of": 1.0, "progress": "", "via": "LTI 1.1",
                 "received": grade.received_iso, "sourcedid": sourcedid,
             })  # fmt: skip
@@ -1370,13 +1758,57 @@ class DemoLMS:
     def course_title_for(self, context_id: str) -> str:
         return self.course_title if context_id == self.course_id else context_id
 
-    def sign_lti11(self, params: Mapping[str, str], **kwargs) -> dict[str, str]:
-        """`params` signed for the tool's LTI 1.1 launch URL with this LMS's consumer."""
-        if not self.tool_lti11_launch_url:
+    def sign_lti11(
+        self, params: Mapping[str, str], *, launch_url: str | None = None, **kwargs
+    ) -> dict[str, str]:
+        """`params` signed with this LMS's consumer for `launch_url`, by default the tool's
+        LTI 1.1 launch URL."""
+        launch_url = launch_url or self.tool_lti11_launch_url
+        if not launch_url:
             raise LookupError("DemoLMS.tool_lti11_launch_url is not set")
         return sign_lti11_launch(
-            self.tool_lti11_launch_url, self.consumer_key, self.consumer_secret, params, **kwargs
+            launch_url, self.consumer_key, self.consumer_secret, params, **kwargs
         )
+
+    def content_item_request(
+        self,
+        *,
+        user_id: str,
+        roles: str | Iterable[str],
+        context_id: str,
+        context_title: str | None = None,
+        accept_multiple: bool = True,
+        return_url: str | None = None,
+        data: str | None = None,
+    ) -> dict[str, str]:
+        """The signed form fields of a ContentItemSelectionRequest (an instructor adding the
+        tool's content over LTI 1.1) for the tool's LTI 1.1 launch URL.
+
+        As with deep linking, the request is remembered by its `data` (by default a fresh
+        random value), which the tool's ContentItemSelection must carry back: once, within
+        `deep_linking_ttl`. Content-Item defines no resource_link_id: no link exists yet.
+        """
+        data = data or secrets.token_urlsafe(16)
+        fields = self.sign_lti11({
+            "lti_message_type": CONTENT_ITEM_REQUEST,
+            "lti_version": "LTI-1p0",
+            "user_id": user_id,
+            "roles": lti11_roles(roles),
+            "context_id": context_id,
+            "context_title": context_title or self.course_title_for(context_id),
+            "accept_media_types": LTI_LINK_MEDIA_TYPE,
+            "accept_presentation_document_targets": "iframe,window",
+            "accept_multiple": "true" if accept_multiple else "false",
+            # The answer must be signed: the return route takes no other.
+            "accept_unsigned": "false",
+            "auto_create": "true",
+            "content_item_return_url": return_url or self.content_item_return_url,
+            "data": data,
+            "launch_presentation_document_target": "iframe",
+        })  # fmt: skip
+        self.enroll(user_id, context_id)
+        self.content_item_requests.add(data, DeepLinkRequest(context_id, user_id, accept_multiple))
+        return fields
 
     def initiate_lti13(
         self,
@@ -1389,6 +1821,7 @@ class DemoLMS:
         name: str | None = None,
         email: str | None = None,
         ags: Mapping | EllipsisType | None = ...,
+        nrps: bool = True,
         target_link_uri: str | None = None,
         storage_target: str | None = None,
         custom: Mapping[str, str] | None = None,
@@ -1396,7 +1829,8 @@ class DemoLMS:
         """Record a launch and return the tool's login URL with the login request's params.
 
         `ags=...` grants the course's line items and scores (`ags_claim`); None sends
-        no AGS claim, as a launch from a link that takes no grades.
+        no AGS claim, as a launch from a link that takes no grades. `nrps=False` sends no
+        roster service claim, as a platform without NRPS.
         """
         return self._initiate_login(
             user_id=user_id,
@@ -1409,6 +1843,7 @@ class DemoLMS:
             name=name,
             email=email,
             ags=self.ags_claim(context_id) if ags is ... else ags,
+            nrps=nrps,
             custom=custom,
         )
 
@@ -1452,8 +1887,7 @@ class DemoLMS:
                 "data": data,
             },
         )
-        self._forget_expired_deep_links()
-        self._deep_link_requests[data] = DeepLinkRequest(context_id, user_id, accept_multiple)
+        self._deep_link_requests.add(data, DeepLinkRequest(context_id, user_id, accept_multiple))
         return login
 
     def _initiate_login(
@@ -1465,25 +1899,39 @@ class DemoLMS:
         context_title: str | None,
         target_link_uri: str | None,
         storage_target: str | None,
+        nrps: bool = True,
         **launch,
     ) -> tuple[str, dict[str, str]]:
-        """Keep a PendingLaunch (with the `launch` fields) under a fresh lti_message_hint;
-        the tool's login URL and the third-party-initiated login's params."""
+        """Keep a PendingLaunch (with the `launch` fields and, if `nrps`, the roster service)
+        under a fresh lti_message_hint; the tool's login URL and the third-party-initiated
+        login's params.
+
+        As in Canvas, whoever launches from the course is one of its members: a user not on
+        the roster joins it with the launch's roles, name and email.
+        """
         if not self.tool_lti13_login_url:
             raise LookupError("DemoLMS.tool_lti13_login_url is not set")
         target = target_link_uri or self.tool_lti13_launch_url
         if not target:
             raise LookupError("DemoLMS needs target_link_uri or tool_lti13_launch_url")
-        self._forget_expired_hints()
-        self.enroll(user_id, context_id)
+        roles = tuple(roles)
+        # A member on the roster is enrolled already (add_member).
+        if user_id not in self.roster.get(context_id, {}):
+            self.add_member(
+                context_id, user_id, roles, name=launch.get("name"), email=launch.get("email")
+            )
         hint = secrets.token_urlsafe(16)
-        self._pending[hint] = PendingLaunch(
-            user_id=user_id,
-            roles=tuple(roles),
-            context_id=context_id,
-            context_title=context_title or self.course_title_for(context_id),
-            target_link_uri=target,
-            **launch,
+        self._pending.add(
+            hint,
+            PendingLaunch(
+                user_id=user_id,
+                roles=roles,
+                context_id=context_id,
+                context_title=context_title or self.course_title_for(context_id),
+                target_link_uri=target,
+                nrps=self.nrps_claim(context_id) if nrps else None,
+                **launch,
+            ),
         )
         params = login_initiation_params(
             self.platform,
@@ -1496,49 +1944,17 @@ class DemoLMS:
 
     def redeem_message_hint(self, hint: str, *, login_hint: str) -> PendingLaunch:
         """The launch `hint` names, once: any later use is refused, even after a refusal."""
-        if hint in self._redeemed:
-            raise LaunchRefused("lti_message_hint was already used")
-        pending = self._pending.pop(hint, None)
-        if pending is None:
-            raise LaunchRefused("lti_message_hint is unknown")
-        now = time.time()
-        self._redeemed[hint] = now
-        if now - pending.created >= self.hint_ttl:
-            raise LaunchRefused("lti_message_hint has expired")
+        pending = self._pending.redeem(hint)
         if login_hint != pending.user_id:
             raise LaunchRefused("login_hint does not match the user of lti_message_hint")
         return pending
-
-    def _forget_expired_hints(self) -> None:
-        # Keeps a long-running demo from growing; an old reuse then reads "unknown".
-        cutoff = time.time() - self.hint_ttl
-        self._pending = {h: p for h, p in self._pending.items() if p.created > cutoff}
-        self._redeemed = {h: t for h, t in self._redeemed.items() if t > cutoff}
-
-    def _forget_expired_deep_links(self) -> None:
-        cutoff = time.time() - self.deep_linking_ttl
-        self._deep_link_requests = {
-            d: r for d, r in self._deep_link_requests.items() if r.created > cutoff
-        }
-        self._deep_links_answered = {
-            d: t for d, t in self._deep_links_answered.items() if t > cutoff
-        }
 
     def redeem_deep_link(self, data) -> DeepLinkRequest:
         """The deep-linking request a response's `data` claim names, once: a second answer
         is refused, as one after the request expired."""
         if not isinstance(data, str) or not data:
             raise DeepLinkRefused("JWT has no data claim")
-        if data in self._deep_links_answered:
-            raise DeepLinkRefused("the deep linking request was already answered")
-        request = self._deep_link_requests.pop(data, None)
-        if request is None:
-            raise DeepLinkRefused("JWT data names no deep linking request of this LMS")
-        now = time.time()
-        self._deep_links_answered[data] = now
-        if now - request.created >= self.deep_linking_ttl:
-            raise DeepLinkRefused("the deep linking request has expired")
-        return request
+        return self._deep_link_requests.redeem(data)
 
     async def tool_jwks(self) -> dict:
         """The tool's public keys, fetched from its published JWKS URL on each use."""
@@ -1573,6 +1989,8 @@ class DemoLMS:
                 (r"/launch13", LTI13LaunchHandler, args),
                 (r"/deeplink13", DeepLinkingHandler, args),
                 (r"/deep_link_return", DeepLinkReturnHandler, args),
+                (r"/contentitem11", ContentItemRequestHandler, args),
+                (r"/content_item_return", ContentItemReturnHandler, args),
                 (r"/auth", AuthorizationHandler, args),
                 (r"/jwks", JWKSHandler, args),
                 (r"/outcomes", OutcomeServiceHandler, args),
@@ -1580,6 +1998,7 @@ class DemoLMS:
                 (r"/api/lti/courses/([^/]+)/lineitems", LineItemsHandler, args),
                 (r"/api/lti/courses/([^/]+)/lineitems/([^/]+)", LineItemHandler, args),
                 (r"/api/lti/courses/([^/]+)/lineitems/([^/]+)/scores", ScoresHandler, args),
+                (r"/api/lti/courses/([^/]+)/memberships", MembershipsHandler, args),
                 (r"/gradebook", GradebookHandler, args),
                 (r"/gradebook\.json", GradebookJSONHandler, args),
             ]
@@ -1635,6 +2054,13 @@ class _LMSHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(message + "\n")
 
+    def all_arguments(self) -> dict[str, list[str]]:
+        """Every query and form parameter with all its values, so a repeated one is seen."""
+        return {
+            name: [v.decode("utf-8", "replace") for v in values]
+            for name, values in self.request.arguments.items()
+        }
+
     def launch_arguments(self) -> tuple[str, tuple[Role, ...], str] | None:
         """(user, roles, course) from ?user=&role=&course=, or None after a 400."""
         role = self.get_argument("role", "learner")
@@ -1657,32 +2083,65 @@ class CoursePageHandler(_LMSHandler):
         )
 
 
-class LTI11LaunchHandler(_LMSHandler):
-    def get(self) -> None:
+class _LTI11Handler(_LMSHandler):
+    """A route that sends the browser to the tool's LTI 1.1 launch URL, which it needs."""
+
+    def prepare(self) -> None:
         if not self.lms.tool_lti11_launch_url:
-            return self.refuse(503, "DemoLMS.tool_lti11_launch_url is not set (see --tool-url)")
+            self.refuse(503, "DemoLMS.tool_lti11_launch_url is not set (see --tool-url)")
+
+
+class LTI11LaunchHandler(_LTI11Handler):
+    def get(self) -> None:
         launch = self.launch_arguments()
         if launch is None:
             return
         user, roles, course = launch
-        # ?assignment=ps01 plays a link of its own for that assignment (custom parameter).
+        link_id = self.get_argument("link", "")
         assignment = self.get_argument("assignment", "").strip()
-        link = f"{course}-{assignment}" if assignment else f"{course}-notebooks"
+        launch_url = self.lms.tool_lti11_launch_url
+        if link_id:
+            # A link made by Content-Item launches what the tool put in it.
+            link = self.lms.course_link(link_id, course, "1.1")
+            if link is None:
+                return self.refuse(404, "no such link in this course")
+            resource_link_id, custom = link.id, link.custom
+            placement = {"resource_link_title": link.title}
+            launch_url = link.url or launch_url
+        else:
+            # ?assignment=ps01 plays a link of its own for that assignment (custom parameter).
+            resource_link_id = f"{course}-{assignment}" if assignment else f"{course}-notebooks"
+            custom = {"assignment": assignment} if assignment else {}
+            placement = {}
         params = lti11_launch_params(
             user_id=user,
             roles=roles,
             context_id=course,
             context_title=self.lms.course_title_for(course),
-            resource_link_id=link,
+            resource_link_id=resource_link_id,
             name=self.get_argument("name", None),
             email=self.get_argument("email", None),
             extra={
                 "launch_presentation_document_target": "iframe",
-                **({"custom_assignment": assignment} if assignment else {}),
+                **placement,
+                **lti11_custom_params(custom),
             },
-            **self.lms.lti11_outcome_params(user, course, link),
+            **self.lms.lti11_outcome_params(user, course, resource_link_id),
         )
-        fields = self.lms.sign_lti11(params)
+        fields = self.lms.sign_lti11(params, launch_url=launch_url)
+        self.finish(autosubmit_form_html(launch_url, fields, title="Opening LearnHub…"))
+
+
+class ContentItemRequestHandler(_LTI11Handler):
+    """GET /contentitem11: a ContentItemSelectionRequest, as an LMS's "add content from a
+    tool" button over LTI 1.1."""
+
+    def get(self) -> None:
+        launch = self.launch_arguments()
+        if launch is None:
+            return
+        user, roles, course = launch
+        fields = self.lms.content_item_request(user_id=user, roles=roles, context_id=course)
         self.finish(
             autosubmit_form_html(self.lms.tool_lti11_launch_url, fields, title="Opening LearnHub…")
         )
@@ -1710,8 +2169,8 @@ class LTI13LaunchHandler(_LTI13LoginHandler):
         assignment = self.get_argument("assignment", "").strip()
         if link_id:
             # A link made by deep linking launches what the tool put in it.
-            link = self.lms.links.get(link_id)
-            if link is None or link.context_id != course:
+            link = self.lms.course_link(link_id, course, "1.3")
+            if link is None:
                 return self.refuse(404, "no such link in this course")
             placement = {
                 "resource_link_id": link.id,
@@ -1756,9 +2215,34 @@ class DeepLinkingHandler(_LTI13LoginHandler):
         self.finish(autosubmit_form_html(login_url, params, title="Opening LearnHub…"))
 
 
-class DeepLinkReturnHandler(_LMSHandler):
-    """POST /deep_link_return: the tool's LtiDeepLinkingResponse, form field JWT. Nothing is
-    made unless the whole response checks out."""
+class _SelectionReturnHandler(_LMSHandler):
+    """Where the tool answers a request to pick content. Nothing is made unless the whole
+    answer checks out; a refusal is kept in `lms.refusals` under `route`."""
+
+    route: str
+
+    def refuse_answer(self, refused: Exception) -> None:
+        self.lms.refusals.append((self.route, 400, str(refused)))
+        self.refuse(400, str(refused))
+
+    def show_links(self, context_id: str, links: list[CourseLink], *, msg, errormsg) -> None:
+        """The answer page: the links made, and the tool's own messages to the instructor."""
+        notes = [
+            prefix + message
+            for message, prefix in ((msg, "The tool says: "), (errormsg, "The tool reports: "))
+            if isinstance(message, str) and message
+        ]
+        self.finish(
+            deep_link_return_html(
+                course_title=self.lms.course_title_for(context_id), links=links, notes=notes
+            )
+        )
+
+
+class DeepLinkReturnHandler(_SelectionReturnHandler):
+    """POST /deep_link_return: the tool's LtiDeepLinkingResponse, form field JWT."""
+
+    route = "deep_link_return"
 
     async def post(self) -> None:
         lms = self.lms
@@ -1779,19 +2263,48 @@ class DeepLinkReturnHandler(_LMSHandler):
                 tool_origins=lms.tool_origins(),
             )
         except (DeepLinkRefused, ToolKeysUnavailable) as refused:
-            lms.refusals.append(("deep_link_return", 400, str(refused)))
-            return self.refuse(400, str(refused))
+            return self.refuse_answer(refused)
         links = lms.add_links(request.context_id, items)
         lms.deep_link_responses.append(claims)
-        notes = [
-            f"{prefix}{claims[DL_CLAIM + name]}"
-            for name, prefix in (("msg", "The tool says: "), ("errormsg", "The tool reports: "))
-            if isinstance(claims.get(DL_CLAIM + name), str)
-        ]
-        self.finish(
-            deep_link_return_html(
-                course_title=lms.course_title_for(request.context_id), links=links, notes=notes
+        self.show_links(
+            request.context_id,
+            links,
+            msg=claims.get(DL_CLAIM + "msg"),
+            errormsg=claims.get(DL_CLAIM + "errormsg"),
+        )
+
+
+class ContentItemReturnHandler(_SelectionReturnHandler):
+    """POST /content_item_return: the tool's ContentItemSelection, a form the tool signed
+    with this consumer's key and secret."""
+
+    route = "content_item_return"
+
+    def post(self) -> None:
+        lms = self.lms
+        try:
+            fields = verify_content_item_selection(
+                self.all_arguments(),
+                url=lms.content_item_return_url,
+                consumer_key=lms.consumer_key,
+                secret=lms.consumer_secret,
+                nonce_unused=lms.use_oauth_nonce,
             )
+            request = lms.content_item_requests.redeem(fields.get("data", ""))
+            items = content_item_links(
+                fields.get("content_items"),
+                accept_multiple=request.accept_multiple,
+                tool_origins=lms.tool_origins(),
+            )
+        except DeepLinkRefused as refused:
+            return self.refuse_answer(refused)
+        links = lms.add_links(request.context_id, items, lti_version="1.1")
+        lms.content_item_responses.append(fields)
+        self.show_links(
+            request.context_id,
+            links,
+            msg=fields.get("lti_msg"),
+            errormsg=fields.get("lti_errormsg"),
         )
 
 
@@ -1805,10 +2318,7 @@ class AuthorizationHandler(_LMSHandler):
         self._authorize()
 
     def _authorize(self) -> None:
-        arguments = {
-            name: [v.decode("utf-8", "replace") for v in values]
-            for name, values in self.request.arguments.items()
-        }
+        arguments = self.all_arguments()
         problem = auth_request_problem(
             arguments,
             client_id=self.lms.platform.client_id,
@@ -1950,8 +2460,9 @@ class TokenHandler(_LMSHandler):
         })  # fmt: skip
 
 
-class _AGSHandler(_LMSHandler):
-    """An AGS endpoint: a valid bearer token with one of the needed scopes, JSON in and out."""
+class _ServiceHandler(_LMSHandler):
+    """An LTI service endpoint (AGS, NRPS): a valid bearer token with one of the needed
+    scopes, JSON in and out."""
 
     def authorize(self, *scopes: str) -> bool:
         header = self.request.headers.get("Authorization", "")
@@ -1982,10 +2493,29 @@ class _AGSHandler(_LMSHandler):
         except ValueError:
             raise GradeRefused(400, "the body is not JSON") from None
 
-    def course_items(self, context: str) -> dict[str, dict]:
+    def known_course(self, context: str) -> None:
         if context not in self.lms.members:
             raise GradeRefused(404, f"no course {context!r}", "not_found")
+
+    def course_items(self, context: str) -> dict[str, dict]:
+        self.known_course(context)
         return self.lms.lineitems.setdefault(context, {})
+
+    def check_accept(self, media_type: str) -> None:
+        """GradeRefused(406) unless the Accept header (if any) allows `media_type`."""
+        header = self.request.headers.get("Accept", "*/*")
+        accepted = {t.split(";")[0].strip() for t in header.split(",")}
+        if not accepted & {media_type, media_type.split("/")[0] + "/*", "*/*"}:
+            raise GradeRefused(406, f"Accept must allow {media_type}", "not_acceptable")
+
+    def count_argument(self, name: str, *, least: int = 0) -> int | None:
+        """The query argument `name` as a whole number of at least `least`, None if absent."""
+        value = self.get_query_argument(name, None)
+        if value is None:
+            return None
+        if not (value.isascii() and value.isdigit()) or int(value) < least:
+            raise GradeRefused(400, f"{name} must be a whole number of at least {least}")
+        return int(value)
 
     def send_json(self, data, content_type: str, status: int = 200) -> None:
         self.set_status(status)
@@ -1993,7 +2523,7 @@ class _AGSHandler(_LMSHandler):
         self.finish(json.dumps(data))
 
 
-class LineItemsHandler(_AGSHandler):
+class LineItemsHandler(_ServiceHandler):
     """GET and POST /api/lti/courses/<context>/lineitems: the course's grade columns."""
 
     def get(self, context: str) -> None:
@@ -2024,7 +2554,7 @@ class LineItemsHandler(_AGSHandler):
         self.send_json(item, LINEITEM_TYPE, status=201)
 
 
-class LineItemHandler(_AGSHandler):
+class LineItemHandler(_ServiceHandler):
     """GET and DELETE one line item."""
 
     def item(self, context: str, number: str) -> dict:
@@ -2084,6 +2614,45 @@ class ScoresHandler(LineItemHandler):
         self.lms.score_posts.append({**score, "lineitem": item["id"]})
         self.send_json({"resultUrl": f"{item['id']}/results/{quote(score['userId'])}"},
                        "application/json")  # fmt: skip
+
+
+class MembershipsHandler(_ServiceHandler):
+    """GET /api/lti/courses/<context>/memberships: NRPS 2.0's membership container.
+
+    `limit` pages through the members by user id, a Link rel="next" naming the next page;
+    the last page's rel="differences" link asks, with `since`, for what changes after it.
+    """
+
+    def get(self, context: str) -> None:
+        if not self.authorize(SCOPE_CONTEXT_MEMBERSHIP_READONLY):
+            return
+        lms = self.lms
+        try:
+            self.known_course(context)
+            self.check_accept(MEMBERSHIP_CONTAINER_TYPE)
+            since = self.count_argument("since")
+            limit = self.count_argument("limit", least=1)
+            offset = self.count_argument("offset") or 0
+        except GradeRefused as refused:
+            return self.refuse_json(refused)
+        members = lms.memberships(context, since)
+        end = len(members) if limit is None else min(offset + limit, len(members))
+        if end < len(members):
+            paging = {"since": since, "limit": limit, "offset": end}
+            query, rel = {k: v for k, v in paging.items() if v is not None}, "next"
+        else:
+            query, rel = {"since": lms.roster_sequence(context)}, "differences"
+        self.set_header("Link", f'<{lms.memberships_url(context)}?{urlencode(query)}>; rel="{rel}"')
+        request_url = lms.url + self.request.uri
+        lms.membership_requests.append(request_url)
+        self.send_json(
+            {
+                "id": request_url,
+                "context": {"id": context, "title": lms.course_title_for(context)},
+                "members": [m.membership() for m in members[offset:end]],
+            },
+            MEMBERSHIP_CONTAINER_TYPE,
+        )
 
 
 class GradebookHandler(_LMSHandler):

@@ -1,7 +1,8 @@
-"""The LTI 1.1 launch endpoint."""
+"""The LTI 1.1 launch endpoint: basic launches, and Content-Item selection requests."""
 
 from __future__ import annotations
 
+from ..assignment_picker import check_return_url
 from ..identity import (
     Course,
     Identity,
@@ -10,10 +11,11 @@ from ..identity import (
     link_assignment,
     split_lti11_roles,
 )
-from ..session import LaunchHandler
+from ..picker_pages import PickerPage
+from . import content_item
+from .constants import CONTENT_ITEM_REQUEST
+from .constants import LAUNCH_PATH as LAUNCH_PATH
 from .validator import validate_launch
-
-LAUNCH_PATH = "lti11/launch"
 
 
 def identity_from_launch(values: dict[str, str], consumer_key: str, course_id_for) -> Identity:
@@ -58,8 +60,9 @@ def identity_from_launch(values: dict[str, str], consumer_key: str, course_id_fo
     )
 
 
-class LTI11LaunchHandler(LaunchHandler):
-    """POST /hub/lti11/launch: a basic launch signed with the consumer's shared secret."""
+class LTI11LaunchHandler(PickerPage):
+    """POST /hub/lti11/launch: a basic launch signed with the consumer's shared secret, or a
+    Content-Item selection request signed the same way, which opens the assignment picker."""
 
     async def post(self):
         learnhub = self.authenticator
@@ -85,4 +88,24 @@ class LTI11LaunchHandler(LaunchHandler):
             )
         except LinkError as e:
             self.fail(400, str(e))
+        if values["lti_message_type"] == CONTENT_ITEM_REQUEST:
+            await self.open_content_item_picker(values, identity)
+            return
         await self.start_session(identity)
+
+    async def open_content_item_picker(self, values: dict[str, str], identity: Identity) -> None:
+        """A Content-Item request: the course's staff pick assignments to link. The answer
+        goes only to the origin the consumer was registered to frame LearnHub from, when it
+        was (checked before anything is stored)."""
+        content_item.check_request(values)
+        consumer = self.authenticator.store.get_consumer(values["oauth_consumer_key"])
+        allowed = content_item.return_origins(consumer)
+        if allowed is not None:
+            check_return_url(values["content_item_return_url"], allowed)
+        await self.open_picker(
+            identity,
+            lambda username, catalog: content_item.picker_state(
+                values, consumer_key=consumer.key, course=identity.course, username=username,
+                catalog=catalog,
+            ),
+        )  # fmt: skip

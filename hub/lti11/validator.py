@@ -10,7 +10,13 @@ from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 
 from ..errors import LaunchError
 from ..store import ConsumerInfo
-from .constants import LAUNCH_MESSAGE_TYPE, LTI_VERSIONS, REQUIRED_PARAMS, SIGNATURE_METHOD
+from .constants import (
+    LAUNCH_MESSAGE_TYPE,
+    LTI_VERSIONS,
+    MESSAGE_TYPES,
+    REQUIRED_PARAMS,
+    SIGNATURE_METHOD,
+)
 
 
 def expected_signature(
@@ -48,10 +54,12 @@ def validate_launch(
         if key in values:
             raise LaunchError(400, f"LTI launch parameter {key} appears more than once")
         values[key] = value
-    missing = [p for p in REQUIRED_PARAMS if not values.get(p)]
+    # A basic launch comes from a link; a Content-Item request asks for links to be made.
+    link = ("resource_link_id",) if values.get("lti_message_type") == LAUNCH_MESSAGE_TYPE else ()
+    missing = [p for p in (*REQUIRED_PARAMS, *link) if not values.get(p)]
     if missing:
         raise LaunchError(400, f"LTI launch is missing {', '.join(missing)}")
-    if values["lti_message_type"] != LAUNCH_MESSAGE_TYPE:
+    if values["lti_message_type"] not in MESSAGE_TYPES:
         raise LaunchError(400, f"Unsupported lti_message_type {values['lti_message_type']!r}")
     if values["lti_version"] not in LTI_VERSIONS:
         raise LaunchError(400, f"Unsupported lti_version {values['lti_version']!r}")

@@ -1,5 +1,8 @@
 """Claim names and values from LTI 1.3 Core and the 1EdTech Security Framework."""
 
+# Where LearnHub takes LTI 1.3 launches (the redirect URI and target link URI).
+LAUNCH_PATH = "lti13/launch"
+
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE = LTI + "message_type"
 VERSION = LTI + "version"

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from urllib.parse import urlencode
 
-from tornado.httpclient import HTTPClientError
-
-from ..courses.hub import course_access
-from ..errors import LaunchError
+from ..assignment_picker import check_return_url, origin_of
 from ..identity import Course, Identity, LinkError, course_roles, link_assignment
-from ..keys import deep_linking_key
+from ..picker_pages import PickerPage
 from ..session import LaunchHandler, script_json
-from ..store import STAFF_ROLES, principal_role
 from . import constants as c
 from . import deep_linking as dl
-from .deep_linking import origin_of
 from .validator import validate_id_token
 
 LOGIN_PATH = "lti13/login"
-LAUNCH_PATH = "lti13/launch"
-DEEP_LINK_PATH = "lti13/deep-link"
+LAUNCH_PATH = c.LAUNCH_PATH
 JWKS_PATH = "lti13/jwks"
 CONFIG_PATH = "lti13/config"
 STATE_COOKIE_PREFIX = "lh_lti13_"
@@ -170,29 +163,6 @@ class LTI13LoginHandler(LaunchHandler):
         )
 
 
-class PickerPage(LaunchHandler):
-    """A handler that shows the deep-linking picker (the launch, and the picker's own post
-    when a choice must be made again)."""
-
-    def render_picker(
-        self, state: dl.PickerState, *, sealed: str | None = None, error: str | None = None
-    ) -> None:
-        """The picker of `state`; shown again after a wrong choice with the same `sealed`
-        state, so that its lifetime still counts from the LMS's request."""
-        if error:
-            self.set_status(400)
-        self.finish(
-            self.render_page(
-                "learnhub-deep-linking.html",
-                action=self.hub.base_url + DEEP_LINK_PATH,
-                sealed=sealed or dl.seal(state, deep_linking_key(self.authenticator.crypt_key)),
-                state=state,
-                points_text=dl.points_text,
-                error=error,
-            )
-        )
-
-
 class LTI13LaunchHandler(PickerPage):
     """POST /hub/lti13/launch: the platform's id_token, checked and turned into a session."""
 
@@ -262,37 +232,19 @@ class LTI13LaunchHandler(PickerPage):
         await self.start_session(identity)
 
     async def open_picker(self, claims: dict, platform, identity: Identity) -> None:
-        """A deep-linking request: the course's staff pick assignments to link.
-
-        Checked before anything is stored: the answer goes only to the platform that
-        signed the request, from a course, for its staff. The person is then admitted as
-        at any launch (their course, role and groups), but no server is started.
-        """
-        dl.check_return_url(
+        """A deep-linking request: the course's staff pick assignments to link. The answer
+        goes only to the platform that signed the request (checked before anything is
+        stored)."""
+        check_return_url(
             claims[c.DL_SETTINGS]["deep_link_return_url"], dl.platform_origins(platform)
         )
-        course = identity.course
-        if course is None:
-            self.fail(
-                400,
-                "LearnHub adds assignments to a course: this request came from outside "
-                "any course. Add the LearnHub activity from inside the course.",
-            )
-        if principal_role(identity.roles) not in STAFF_ROLES:
-            self.fail(403, "Only the course's instructors and TAs can add LearnHub assignments.")
-        courses = course_access(self.settings)
-        if courses is None:
-            self.fail(503, "LearnHub's course service is not configured: tell the operator.")
-        user = await self.admit(identity)
-        try:
-            catalog = await courses.catalog(course.id)
-        except (HTTPClientError, OSError) as e:
-            self.log.error("Course service did not list course %s: %s", course.id, e)
-            self.fail(503, "The course service is not answering: try again in a minute.")
-        state = dl.picker_state(
-            claims, platform=platform, course=course, username=user.name, catalog=catalog
-        )
-        self.render_picker(state)
+        await super().open_picker(
+            identity,
+            lambda username, catalog: dl.picker_state(
+                claims, platform=platform, course=identity.course, username=username,
+                catalog=catalog,
+            ),
+        )  # fmt: skip
 
     def render_storage_check(self, record, id_token: str, state: str) -> None:
         """Ask the LMS frame for the state stored at login, then post the launch again.
@@ -314,53 +266,6 @@ class LTI13LaunchHandler(PickerPage):
                         "fields": {"id_token": id_token, "state": state},
                     }
                 ),
-            )
-        )
-
-
-class DeepLinkHandler(PickerPage):
-    """POST /hub/lti13/deep-link: the picked assignments, answered to the LMS as a signed
-    LtiDeepLinkingResponse that the page posts to its deep_link_return_url."""
-
-    async def post(self):
-        learnhub = self.authenticator
-        sealed = self.get_body_argument("state", "")
-        state = dl.unseal(
-            sealed, deep_linking_key(learnhub.crypt_key), lifetime=learnhub.deep_linking_lifetime
-        )
-        # Still staff of the course: the picker may have stayed open for a while.
-        enrollment = learnhub.store.enrollment(state.username, state.course_id)
-        if enrollment is None or not enrollment.is_staff:
-            self.fail(403, "Only the course's instructors and TAs can add LearnHub assignments.")
-        if self.get_body_argument("cancel", None) is not None:
-            chosen = []
-        else:
-            try:
-                chosen = dl.choose(state, self.get_body_arguments("assignment"))
-            except LaunchError as e:
-                self.render_picker(state, sealed=sealed, error=e.message)
-                return
-        launch_url = self.public_url_for(LAUNCH_PATH)
-        items = [
-            dl.content_item(
-                name, state.offered[name], launch_url=launch_url,
-                accept_lineitem=state.accept_lineitem,
-            )
-            for name in chosen
-        ]  # fmt: skip
-        kid, private_pem = learnhub.tool_keys.signing_key()
-        answer = dl.sign(dl.response_claims(state, items, now=time.time()), kid=kid,
-                         private_pem=private_pem)  # fmt: skip
-        self.log.info(
-            "Deep linking: %d LearnHub link(s) of course %s sent to its LMS",
-            len(items), state.course_id,
-        )  # fmt: skip
-        self.finish(
-            self.render_page(
-                "learnhub-deep-linking-return.html",
-                action=state.return_url,
-                answer=answer,
-                titles=[state.offered[name]["title"] for name in chosen],
             )
         )
 

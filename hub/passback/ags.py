@@ -1,16 +1,18 @@
-"""LTI 1.3 Assignment and Grade Services: the client assertion, line items and score payloads."""
+"""LTI 1.3 Assignment and Grade Services: line items and score payloads (the client assertion
+that gets their token is lti13.service_tokens')."""
 
 from __future__ import annotations
 
 import datetime
 import math
-import secrets
-import time
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import jwt
-from cryptography.hazmat.primitives import serialization
+from ..lti13.service_tokens import (  # noqa: F401 (the client assertion, used with AGS)
+    ASSERTION_TYPE,
+    build_client_assertion,
+    token_request_body,
+)
 
 SCOPE_PREFIX = "https://purl.imsglobal.org/spec/lti-ags/scope/"
 SCOPE_LINEITEM = SCOPE_PREFIX + "lineitem"
@@ -22,10 +24,6 @@ LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 LINEITEM_CONTAINER_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
 
-GRANT_TYPE = "client_credentials"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-# The 1EdTech Security Framework caps a client assertion's life at five minutes.
-MAX_ASSERTION_LIFETIME = 300
 
 ACTIVITY_PROGRESS = ("Initialized", "Started", "InProgress", "Submitted", "Completed")
 GRADING_PROGRESS = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotReady")
@@ -81,49 +79,6 @@ def build_score_payload(
     if comment:
         payload["comment"] = comment
     return payload
-
-
-def build_client_assertion(
-    client_id: str,
-    token_url: str,
-    kid: str,
-    private_key,
-    *,
-    now: float | None = None,
-    lifetime: int = MAX_ASSERTION_LIFETIME,
-    jti: str | None = None,
-) -> str:
-    """The RS256 JWT with which the tool authenticates to the platform's token endpoint.
-
-    `private_key` is a PEM string or a cryptography private key.
-    """
-    if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
-        raise ValueError(f"lifetime must be 1-{MAX_ASSERTION_LIFETIME} s, not {lifetime}")
-    if isinstance(private_key, str | bytes):
-        data = private_key.encode() if isinstance(private_key, str) else private_key
-        private_key = serialization.load_pem_private_key(data, password=None)
-    issued = int(time.time() if now is None else now)
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token_url,
-        "iat": issued,
-        "exp": issued + lifetime,
-        "jti": jti or secrets.token_urlsafe(24),
-    }
-    return jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": kid})
-
-
-def token_request_body(assertion: str, scopes: Iterable[str]) -> str:
-    """The form body of a client-credentials grant with a JWT client assertion."""
-    return urlencode(
-        {
-            "grant_type": GRANT_TYPE,
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
-            "scope": " ".join(sorted(set(scopes))),
-        }
-    )
 
 
 def granted_ags_scopes(ags_claim: Mapping) -> list[str]:

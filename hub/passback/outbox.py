@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -32,6 +33,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HT
 
 from ..db.leases import lapsed, take_lease
 from ..lti13.keys import ToolKeys
+from ..lti13.service_tokens import WHAT as TOKEN_REQUEST
+from ..lti13.service_tokens import ServiceTokens, TokenRefused
 from ..store import Base, Store
 from . import ags
 from .lti11 import build_replace_result_xml, parse_pox_response
@@ -44,8 +47,6 @@ NO_GRADE_SERVICE = "no passback target (the LMS launch carried no grade service)
 # Statuses that mean "this request will fail the same way until someone changes
 # something": a wrong secret, a removed column, a refused payload.
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422})
-# A token is renewed this long before the platform says it expires.
-TOKEN_MARGIN = 60
 MAX_LINEITEM_PAGES = 50
 
 
@@ -239,7 +240,7 @@ class GradeOutbox:
         self.give_up_after = give_up_after
         self.lease = lease
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
-        self._tokens: dict[tuple, tuple[str, float]] = {}
+        self._tokens = ServiceTokens(self.tool_keys)
         self._lineitems: dict[tuple[str, str], str] = {}
 
     # ------------------------------------------------------------ queue
@@ -694,32 +695,15 @@ class GradeOutbox:
     async def _access_token(
         self, http: AsyncHTTPClient, target: _AGSTarget, *, renew: bool = False
     ) -> str:
-        key = (target.token_url, target.client_id, target.scopes)
-        cached = self._tokens.get(key)
-        if cached and not renew and cached[1] > time.time():
-            return cached[0]
-        self._tokens.pop(key, None)
-        kid, private_pem = self.tool_keys.signing_key()
-        assertion = ags.build_client_assertion(target.client_id, target.token_url, kid, private_pem)
-        what = "the access token request"
-        response = await self._fetch(
-            http, target.token_url, what, method="POST",
-            headers={"Content-Type": "application/x-www-form-urlencoded",
-                     "Accept": "application/json"},
-            body=ags.token_request_body(assertion, target.scopes),
-        )  # fmt: skip
-        if not 200 <= response.code < 300:
-            raise self._refusal(response, what)
         try:
-            answer = json.loads(response.body)
-            token = answer["access_token"]
-            lifetime = float(answer.get("expires_in") or 3600)
-        except (ValueError, KeyError, TypeError):
-            raise DeliveryError(
-                "the LMS token endpoint answered without an access_token", status=response.code
-            ) from None
-        self._tokens[key] = (token, time.time() + max(0.0, lifetime - TOKEN_MARGIN))
-        return token
+            return await self._tokens.get(
+                functools.partial(self._fetch, http), token_url=target.token_url,
+                client_id=target.client_id, scopes=target.scopes, renew=renew,
+            )  # fmt: skip
+        except TokenRefused as refused:
+            if refused.detail:
+                raise DeliveryError(refused.detail, status=refused.response.code) from None
+            raise self._refusal(refused.response, TOKEN_REQUEST) from None
 
     async def _search_lineitems(
         self, http: AsyncHTTPClient, target: _AGSTarget, url: str | None, assignment: str

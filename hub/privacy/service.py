@@ -25,7 +25,7 @@ from traitlets.config import Application
 
 from ..addresses import connect_address
 from ..service_environment import API_MAX_BODY_SIZE, service_environment
-from ..service_names import RETENTION_SERVICE, service_port
+from ..service_names import COURSE_SERVICE, RETENTION_SERVICE, RETENTION_URL_ENV, service_port
 from ..settings import RETENTION_TOKEN_FILE as TOKEN_FILE
 from ..settings import Settings, load_settings, missing_state
 from ..stopping import skip_exit_collection, stop_signal
@@ -47,7 +47,7 @@ from .retention import RetentionPolicy, check_retention, hub_db_kwargs, sweep
 # How long a stopping service waits for a sweep under way before it leaves the rest to the next.
 SWEEP_STOP_S = 3.0
 # Where a learner's server finds the service (the hub sets it in the server's environment).
-SERVICE_URL_ENV = "LEARNHUB_RETENTION_URL"
+SERVICE_URL_ENV = RETENTION_URL_ENV
 # What every learner server's JUPYTERHUB_API_TOKEN needs to call the service for its user.
 SERVER_TOKEN_SCOPE = f"access:services!service={RETENTION_SERVICE}"
 # JupyterHub's "server" role, which server tokens get when server_token_scopes is unset.
@@ -271,13 +271,16 @@ class ArchiveHandler(ServiceHandler):
 
 
 class CourseMemberHandler(ServiceHandler):
-    """An instructor (or TA) of a course removes a student from it."""
+    """An instructor (or TA) of a course removes a student from it; so does the course
+    service when the LMS's roster says the student left (courses/roster.py)."""
 
     async def delete(self, course_id: str, username: str):
         caller = self.caller()
         store = self.context.store
+        roster = caller.get("kind") == "service" and caller.get("name") == COURSE_SERVICE
         mine = store.enrollment(caller["name"], course_id) if caller.get("name") else None
-        if not caller.get("admin") and (mine is None or mine.role not in STAFF_ROLES):
+        staff = mine is not None and mine.role in STAFF_ROLES and caller.get("kind") != "service"
+        if not (caller.get("admin") or staff or roster):
             raise web.HTTPError(403, "only the course's instructors remove students")
         theirs = store.enrollment(username, course_id)
         if theirs is None:

@@ -89,10 +89,18 @@ def signed_params(lms, **overrides):
         ),
         (
             lambda lms, form: lms.sign_lti11(
+                signed_params(lms, lti_message_type="ToolProxyRegistrationRequest")
+            ),
+            400,
+            "Unsupported lti_message_type 'ToolProxyRegistrationRequest'",
+        ),
+        (
+            # A Content-Item request, signed, that says nowhere to send the answer.
+            lambda lms, form: lms.sign_lti11(
                 signed_params(lms, lti_message_type="ContentItemSelectionRequest")
             ),
             400,
-            "Unsupported lti_message_type 'ContentItemSelectionRequest'",
+            "Content-Item request has no content_item_return_url",
         ),
         (
             lambda lms, form: {k: v for k, v in form.items() if k != "oauth_signature"},
@@ -113,6 +121,7 @@ def signed_params(lms, **overrides):
         "future-timestamp",
         "no-user-id",
         "wrong-message-type",
+        "content-item-without-return-url",
         "no-signature",
         "plaintext-signature",
     ],

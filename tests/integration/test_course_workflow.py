@@ -28,6 +28,7 @@ from tests.support import (
     open_formgrader,
     parse_form,
     registered_hub,
+    until,
     wait_until_ready,
 )
 
@@ -167,17 +168,6 @@ def learner_api(launch, method: str, path: str, **kwargs) -> requests.Response:
     return requests.request(
         method, launch.server_url + path, headers=launch.headers, timeout=180, **kwargs
     )
-
-
-def until(find, timeout: float = 180.0, every: float = 1.0):
-    """The first truthy value of find(), polled until timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = find()
-        if found:
-            return found
-        time.sleep(every)
-    pytest.fail(f"nothing after {timeout:g}s: {find.__name__}")
 
 
 def graded_row(formgrader, student: str, score: float) -> dict | None:
@@ -930,7 +920,7 @@ def test_deep_linking_adds_assignment_links_whose_grades_go_to_their_columns(
     assert offered(picker) == sorted([ASSIGNMENT, LINKED, NO_KERNEL])
     assert "3 points, not released yet" in picker.text
     action, fields = parse_form(picker.text)
-    assert action == "/hub/lti13/deep-link" and set(fields) == {"state", "assignment"}
+    assert action == "/hub/learnhub/assignment-picker" and set(fields) == {"state", "assignment"}
     pick = f"{hub.url}{action}"
     # What the picker did not offer, or an altered picker, is refused and sends nothing.
     wrong = client.post(pick, data={"state": fields["state"], "assignment": ["ps99"]}, timeout=60)
@@ -986,4 +976,97 @@ def test_deep_linking_adds_assignment_links_whose_grades_go_to_their_columns(
     assert row["lineitem"] == links[ASSIGNMENT].lineitem, row
     posts = [p for p in lms.score_posts if p["userId"] == "dl-student"]
     assert {p["lineitem"] for p in posts} == {links[ASSIGNMENT].lineitem}, posts
+    assert client.cookie_headers_sent == []
+
+
+# A course whose assignments an instructor links with LTI 1.1 Content-Item (issue 13 item 2).
+CI_CONTEXT = "py-ci"
+
+
+def lti11_outcomes(lms, user_id: str) -> list:
+    return [g for g in lms.outcomes.values() if g.cell[0] == user_id]
+
+
+def test_content_item_selection_adds_lti11_links_whose_grades_go_to_their_cells(
+    course_hub, course_lms
+):
+    """Issue 13 item 2: an LTI 1.1 instructor's ContentItemSelectionRequest opens the same
+    picker; the answer, signed with the consumer's secret, becomes links in the LMS; a
+    learner's launch of one opens its notebook and the grade goes to that link's cell."""
+    client = CookielessClient()
+    hub, lms = course_hub, course_lms
+    launch_url = f"{hub.url}/hub/lti11/launch"
+
+    def request(user_id, role, **kwargs):
+        fields = lms.content_item_request(
+            user_id=user_id, roles=[role], context_id=CI_CONTEXT, **kwargs
+        )
+        return client.post(launch_url, data=fields, allow_redirects=False, timeout=60)
+
+    as_learner = request("ci-student", Role.LEARNER)
+    assert as_learner.status_code == 403 and "Only the course&#39;s instructors" in as_learner.text
+    forged = request("ci-teacher", Role.INSTRUCTOR, return_url="https://attacker.test/ci")
+    assert forged.status_code == 400 and "https://attacker.test, which is not this LMS" in (
+        forged.text
+    )
+    assert hub.query("select id from learnhub_courses where context_id = ?", CI_CONTEXT) == []
+
+    # Through the LMS's own button, as its page posts the signed request.
+    started = client.get(
+        f"{lms.url}/contentitem11",
+        params={"user": "ci-teacher", "role": "instructor", "course": CI_CONTEXT},
+        timeout=30,
+    )
+    action, fields = parse_form(started.text)
+    assert action == launch_url and "resource_link_id" not in fields
+    picker = client.post(action, data=fields, allow_redirects=False, timeout=60)
+    assert picker.status_code == 200, picker.text[:2000]
+    assert offered(picker) == sorted([ASSIGNMENT, LINKED, NO_KERNEL])
+    action, fields = parse_form(picker.text)
+    answer = client.post(
+        f"{hub.url}{action}", data={"state": fields["state"], "assignment": [ASSIGNMENT]},
+        timeout=60,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text[:2000]
+    back, answer_fields = parse_form(answer.text)
+    assert back == f"{lms.url}/content_item_return"
+    assert answer_fields["lti_message_type"] == "ContentItemSelection"
+    made = client.post(back, data=answer_fields, timeout=60)
+    assert made.status_code == 200, f"{made.status_code} {made.text[:2000]}"
+    (link,) = [link for link in lms.links.values() if link.context_id == CI_CONTEXT]
+    assert (link.lti_version, link.custom, link.url) == ("1.1", {"assignment": ASSIGNMENT},
+                                                          launch_url)  # fmt: skip
+    assert (link.column_label, link.score_maximum) == (ASSIGNMENT, 3)
+    # The consumer takes one answer to one request.
+    count = len(lms.links)
+    again = client.post(back, data=answer_fields, timeout=60)
+    assert again.status_code == 400 and len(lms.links) == count
+
+    teacher_page = lti11_launch(
+        client, hub, lms, user_id="ci-teacher", roles="Instructor", context=CI_CONTEXT
+    )
+    teacher = launch_from(hub.url, teacher_page)
+    wait_until_ready(client, teacher)
+    course_id = course_id_of(hub, CI_CONTEXT)
+    formgrader = Formgrader(hub, course_id, teacher.token)
+    formgrader.action(f"assignment/{ASSIGNMENT}/assign")
+    formgrader.action(f"assignment/{ASSIGNMENT}/release")
+
+    started = client.get(
+        f"{lms.url}/launch11",
+        params={"link": link.id, "role": "learner", "user": "ci-student", "course": CI_CONTEXT},
+        timeout=30,
+    )
+    action, fields = parse_form(started.text)
+    assert fields["custom_assignment"] == ASSIGNMENT and fields["resource_link_id"] == link.id
+    learner = launch_from(hub.url, client.post(action, data=fields, timeout=180))
+    wait_until_ready(client, learner)
+    opened = landing(learner)
+    notebook = f"{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    assert opened.status_code == 302 and f"/lab/tree/{notebook}" in opened.headers["Location"]
+
+    answer_and_submit(learner, course_id, ASSIGNMENT)
+    (grade,) = until(lambda: lti11_outcomes(lms, "ci-student"))
+    assert grade.cell == ("ci-student", CI_CONTEXT, link.id)
+    assert round(grade.score, 4) == round(2 / 3, 4)
     assert client.cookie_headers_sent == []

@@ -1,6 +1,7 @@
-"""LTI Deep Linking 2.0, the tool's side: the request's claims checked as strictly as a
-launch's, the answer's claims and signature, the sealed picker state, the return URL
-bound to the platform, and the course catalog the picker offers."""
+"""The assignment picker, the tool's side: LTI Deep Linking 2.0's request checked as
+strictly as a launch, its answer's claims and signature; LTI 1.1 Content-Item's request and
+its signed answer; the sealed picker state, the return URL bound to the LMS, and the course
+catalog the picker offers."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from learnhub import assignment_picker as picker
 from learnhub.courses.catalog import course_catalog
 from learnhub.errors import LaunchError
+from learnhub.lti11 import content_item as ci
+from learnhub.lti11.validator import expected_signature, validate_launch
 from learnhub.lti13 import constants as c
 from learnhub.lti13 import deep_linking as dl
 from learnhub.lti13.handlers import identity_from_claims
@@ -129,10 +133,10 @@ def platform(**changes):
 def test_the_answer_goes_only_to_the_platform_that_asked(url, allowed):
     origins = dl.platform_origins(platform())
     if allowed:
-        dl.check_return_url(url, origins)
+        picker.check_return_url(url, origins)
     else:
         with pytest.raises(LaunchError, match="is not this LMS"):
-            dl.check_return_url(url, origins)
+            picker.check_return_url(url, origins)
 
 
 def test_an_issuer_that_is_no_url_adds_no_origin():
@@ -157,7 +161,11 @@ def state_of(claims=None, catalog=CATALOG):
 
 def test_picker_state_takes_the_requests_settings_and_the_specs_defaults():
     state = state_of()
-    assert (state.return_url, state.deployment_id, state.data) == (RETURN, "d-1", "opaque-7")
+    assert (state.return_url, state.data, state.lti_version) == (RETURN, "opaque-7", "1.3")
+    assert state.recipient == {
+        "platform_id": 3, "issuer": "https://lms.example", "client_id": "tool-1",
+        "deployment_id": "d-1",
+    }  # fmt: skip
     assert state.accept_multiple and state.accept_lineitem and state.has_data
     bare = state_of(
         request_claims(
@@ -172,29 +180,29 @@ def test_picker_state_takes_the_requests_settings_and_the_specs_defaults():
 
 def test_the_sealed_state_opens_intact_until_it_expires():
     state = state_of()
-    sealed = dl.seal(state, KEY, now=1000)
+    sealed = picker.seal(state, KEY, now=1000)
     assert "opaque-7" not in sealed and "Problem set" not in sealed  # encrypted, not signed
-    assert dl.unseal(sealed, KEY, lifetime=1800, now=2000) == state
+    assert picker.unseal(sealed, KEY, lifetime=1800, now=2000) == state
     with pytest.raises(LaunchError, match="expired or was altered"):
-        dl.unseal(sealed, KEY, lifetime=1800, now=1000 + 1801)
+        picker.unseal(sealed, KEY, lifetime=1800, now=1000 + 1801)
     with pytest.raises(LaunchError, match="expired or was altered"):
-        dl.unseal(sealed, b"o" * 32, lifetime=1800, now=2000)
+        picker.unseal(sealed, b"o" * 32, lifetime=1800, now=2000)
     tampered = sealed[:40] + ("A" if sealed[40] != "A" else "B") + sealed[41:]
     with pytest.raises(LaunchError, match="expired or was altered"):
-        dl.unseal(tampered, KEY, lifetime=1800, now=2000)
+        picker.unseal(tampered, KEY, lifetime=1800, now=2000)
 
 
 def test_choose_keeps_the_pickers_order_and_refuses_what_it_did_not_offer():
     state = state_of()
-    assert dl.choose(state, ["ps02", "ps01"]) == ["ps01", "ps02"]
+    assert picker.choose(state, ["ps02", "ps01"]) == ["ps01", "ps02"]
     with pytest.raises(LaunchError, match="'ps99' is not an assignment of this course"):
-        dl.choose(state, ["ps01", "ps99"])
+        picker.choose(state, ["ps01", "ps99"])
     with pytest.raises(LaunchError, match="Pick at least one"):
-        dl.choose(state, [])
+        picker.choose(state, [])
     single = state_of(request_claims(**{c.DL_SETTINGS: settings(accept_multiple=False)}))
-    assert dl.choose(single, ["ps01"]) == ["ps01"]
+    assert picker.choose(single, ["ps01"]) == ["ps01"]
     with pytest.raises(LaunchError, match="pick one assignment"):
-        dl.choose(single, ["ps01", "ps02"])
+        picker.choose(single, ["ps01", "ps02"])
 
 
 def test_content_items_carry_the_assignment_and_a_column_worth_its_points():
@@ -292,3 +300,134 @@ def test_the_demo_course_is_offered_with_the_titles_its_notebooks_give(tmp_path)
     first = catalog[0]
     assert (first.name, first.points, first.released) == ("ps01-expressions", 10.0, False)
     assert first.title == "Problem set 1: Variables, expressions and statements"
+
+
+# ---------------------------------------------------------------- LTI 1.1 Content-Item
+
+LTI11_LAUNCH = "https://hub.example/hub/lti11/launch"
+CI_RETURN = "https://lms.example/content_item_return"
+
+
+def ci_request(**changes):
+    made = {
+        "lti_message_type": "ContentItemSelectionRequest",
+        "lti_version": "LTI-1p0",
+        "user_id": "teacher-1",
+        "roles": "Instructor",
+        "context_id": "ctx-1",
+        "context_title": "Python 101",
+        "accept_media_types": "application/vnd.ims.lti.v1.ltilink",
+        "accept_presentation_document_targets": "iframe,window",
+        "accept_multiple": "true",
+        "content_item_return_url": CI_RETURN,
+        "data": "opaque-11",
+    }
+    made.update(changes)
+    return {k: v for k, v in made.items() if v is not ...}
+
+
+SECRET = "s3cret"  # the test consumer's
+
+
+def signed(url, fields):
+    """`fields` signed as the test consumer signs its requests."""
+    return ci.sign(url, fields, consumer_key="lms-1", secret=SECRET, nonce="n-1", timestamp="1000")
+
+
+def validate(params, now=1000.0):
+    consumer = SimpleNamespace(key="lms-1", secret=SECRET, frame_origin=None)
+    return validate_launch(
+        method="POST", url=LTI11_LAUNCH, params=list(params.items()),
+        find_consumer=lambda key: consumer if key == "lms-1" else None,
+        use_nonce=lambda *args: True, window=300, now=now,
+    )  # fmt: skip
+
+
+def test_a_content_item_request_is_validated_as_a_launch_without_a_link():
+    values = validate(signed(LTI11_LAUNCH, ci_request()))
+    ci.check_request(values)
+    assert values["content_item_return_url"] == CI_RETURN
+    # A basic launch still needs its link; any other message type is refused.
+    launch = ci_request(lti_message_type="basic-lti-launch-request")
+    with pytest.raises(LaunchError, match="missing resource_link_id"):
+        validate(signed(LTI11_LAUNCH, launch))
+    with pytest.raises(LaunchError, match="Unsupported lti_message_type"):
+        validate(signed(LTI11_LAUNCH, ci_request(lti_message_type="ToolProxyRegistrationRequest")))
+    with pytest.raises(LaunchError, match="Invalid OAuth signature"):
+        validate({**signed(LTI11_LAUNCH, ci_request()), "content_item_return_url": RETURN})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"content_item_return_url": ...}, "no content_item_return_url"),
+        ({"content_item_return_url": "javascript:alert(1)"}, "no content_item_return_url"),
+        ({"accept_media_types": ...}, "no accept_media_types"),
+        ({"accept_media_types": "image/*,text/html"}, "does not accept LTI links"),
+        ({"accept_presentation_document_targets": " "}, "no accept_presentation_document_targets"),
+    ],
+)
+def test_a_bad_content_item_request_is_refused_with_its_reason(changes, message):
+    with pytest.raises(LaunchError, match=message):
+        ci.check_request(ci_request(**changes))
+
+
+def test_any_media_type_accepts_links():
+    ci.check_request(ci_request(accept_media_types="image/png, */*"))
+    ci.check_request(ci_request(accept_media_types="application/*"))
+
+
+def test_the_answer_goes_where_the_consumer_may_frame_learnhub_from():
+    framed = SimpleNamespace(frame_origin="https://lms.example")
+    picker.check_return_url(CI_RETURN, ci.return_origins(framed))
+    with pytest.raises(LaunchError, match="is not this LMS"):
+        picker.check_return_url("https://attacker.test/ci", ci.return_origins(framed))
+    assert ci.return_origins(SimpleNamespace(frame_origin=None)) is None
+
+
+def ci_state(values=None):
+    course = SimpleNamespace(id="cabcdefghijk", title="Python 101")
+    return ci.picker_state(
+        values or ci_request(), consumer_key="lms-1", course=course, username="lteacher",
+        catalog=CATALOG,
+    )  # fmt: skip
+
+
+def test_the_content_item_answer_is_signed_with_the_consumers_secret():
+    state = ci_state()
+    assert (state.lti_version, state.recipient, state.accept_multiple) == (
+        "1.1", {"consumer_key": "lms-1"}, True,
+    )  # fmt: skip
+    assert not ci_state(ci_request(accept_multiple=...)).accept_multiple
+    fields = ci.answer_fields(state, ["ps01", "ps02"], launch_url=LTI11_LAUNCH, secret=SECRET)
+    assert fields["lti_message_type"] == "ContentItemSelection"
+    assert (fields["lti_version"], fields["data"]) == ("LTI-1p0", "opaque-11")
+    assert fields["lti_msg"] == "Added 2 LearnHub assignments"
+    assert (fields["oauth_consumer_key"], fields["oauth_callback"]) == ("lms-1", "about:blank")
+    # The consumer verifies it for its own return URL with its secret, and nothing else.
+    params = list(fields.items())
+    assert expected_signature("POST", CI_RETURN, params, SECRET) == fields["oauth_signature"]
+    assert expected_signature("POST", CI_RETURN, params, "other") != fields["oauth_signature"]
+    graph = json.loads(fields["content_items"])
+    assert graph["@context"] == "http://purl.imsglobal.org/ctx/lti/v1/ContentItem"
+    first, second = graph["@graph"]
+    assert first == {
+        "@type": "LtiLinkItem",
+        "mediaType": "application/vnd.ims.lti.v1.ltilink",
+        "title": "Problem set 1",
+        "text": "LearnHub assignment ps01: 10 points",
+        "url": LTI11_LAUNCH,
+        "custom": {"assignment": "ps01"},
+        "lineItem": {
+            "@type": "LineItem", "label": "Problem set 1", "reportingMethod": "res:totalScore",
+            "assignedActivity": {"@id": f"{LTI11_LAUNCH}#ps01", "activityId": "ps01"},
+            "scoreConstraints": {
+                "@type": "NumericLimits", "normalMaximum": 10.0, "totalMaximum": 10.0,
+            },
+        },
+    }  # fmt: skip
+    assert "lineItem" not in second  # worth no points: no column
+    cancelled = ci.answer_fields(
+        ci_state(ci_request(data=...)), [], launch_url=LTI11_LAUNCH, secret=SECRET
+    )
+    assert json.loads(cancelled["content_items"])["@graph"] == [] and "data" not in cancelled
