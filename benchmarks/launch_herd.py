@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from learnhub.demo.lms import lti11_launch_params, sign_lti11_launch  # noqa: E402
+from learnhub.demo.lti11 import lti11_launch_params, sign_lti11_launch  # noqa: E402
 from learnhub.settings import SCHEMA  # noqa: E402
 from tests.support import (  # noqa: E402
     CookielessClient,

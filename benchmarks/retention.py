@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from learnhub.auth import auth_state_key  # noqa: E402
 from learnhub.courses.coursedir import nbgrader_config  # noqa: E402
-from learnhub.demo.lms import lti11_launch_params, sign_lti11_launch  # noqa: E402
+from learnhub.demo.lti11 import lti11_launch_params, sign_lti11_launch  # noqa: E402
 from learnhub.grading.queue import GradingJob  # noqa: E402
 from learnhub.grading.service import GradeSnapshot  # noqa: E402
 from learnhub.passback.outbox import OutboxGrade  # noqa: E402

@@ -376,7 +376,7 @@ def launch_from(hub_url: str, waiting_page: requests.Response) -> Launch:
 
 def lti11_launch(client, hub, lms, *, user_id="learner-1", roles="Learner", context="course-1",
                  **extra) -> requests.Response:  # fmt: skip
-    from learnhub.demo.lms import lti11_launch_params
+    from learnhub.demo.lti11 import lti11_launch_params
 
     params = lti11_launch_params(
         user_id=user_id,
@@ -393,7 +393,7 @@ def lti11_launch(client, hub, lms, *, user_id="learner-1", roles="Learner", cont
 def lti13_launch(client, lms, *, user_id="learner-13", roles=None, context="course-13",
                  **extra) -> requests.Response:  # fmt: skip
     """Login initiation, the platform's auth response, and the id_token form post."""
-    from learnhub.demo.lms import Role
+    from learnhub.demo.constants import Role
 
     login_url, params = lms.initiate_lti13(
         user_id=user_id,

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from learnhub.demo.lms import PendingLaunch, Role, lti11_launch_params, sign_lti11_launch
+from learnhub.demo.constants import Role
+from learnhub.demo.lti11 import lti11_launch_params, sign_lti11_launch
+from learnhub.demo.lti13 import PendingLaunch
 from tests.e2e.conftest import ARTIFACTS, axe_violations, describe, open_profile, serious
 
 pytestmark = pytest.mark.e2e

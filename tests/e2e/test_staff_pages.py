@@ -5,7 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from learnhub.demo.lms import DemoLMS, Role
+from learnhub.demo.constants import Role
+from learnhub.demo.lms import DemoLMS
 from tests.e2e.conftest import Journey
 from tests.integration.test_course_workflow import (
     ASSIGNMENT,

@@ -6,15 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from learnhub.demo.lms import (
-    LTI_CLAIM,
-    Platform,
-    Role,
-    id_token_claims,
-    lti11_launch_params,
-    sign_id_token,
-    sign_lti11_launch,
-)
+from learnhub.demo.constants import LTI_CLAIM, Role
+from learnhub.demo.lti11 import lti11_launch_params, sign_lti11_launch
+from learnhub.demo.lti13 import Platform, id_token_claims, sign_id_token
 from tests.support import launch_from, lti11_launch, wait_until_ready
 
 pytestmark = pytest.mark.integration

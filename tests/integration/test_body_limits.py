@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from learnhub.demo.lms import lti11_launch_params
+from learnhub.demo.lti11 import lti11_launch_params
 from tests.support import admin_headers
 
 pytestmark = pytest.mark.integration

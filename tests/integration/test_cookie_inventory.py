@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from learnhub.demo.lms import DemoLMS, Role
+from learnhub.demo.constants import Role
+from learnhub.demo.lms import DemoLMS
 from tests.integration.test_direct_login import xsrf
 from tests.integration.test_retention import start_hub
 from tests.support import (

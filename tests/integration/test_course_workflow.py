@@ -16,7 +16,8 @@ import nbformat
 import pytest
 import requests
 
-from learnhub.demo.lms import DemoLMS, Role
+from learnhub.demo.constants import Role
+from learnhub.demo.lms import DemoLMS
 from tests.support import (
     SAME_ORIGIN,
     CookielessClient,

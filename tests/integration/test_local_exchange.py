@@ -26,7 +26,8 @@ from nbgrader.exchange.default.exchange import Exchange as DefaultExchange
 from traitlets.config import Config
 
 from learnhub.config import update_spawner
-from learnhub.demo.lms import DemoLMS, Role
+from learnhub.demo.constants import Role
+from learnhub.demo.lms import DemoLMS
 from learnhub.settings import load_settings
 from learnhub.spawners import SpawnerBackend, nbgrader_extension_args
 from tests.integration.test_course_workflow import (

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from learnhub.demo.lms import Role
+from learnhub.demo.constants import Role
 from tests.support import launch_from, parse_form
 
 pytestmark = pytest.mark.integration

@@ -242,7 +242,7 @@ def test_lti11_launch_to_a_kernel_on_postgresql(client, hub, lms):
 
 
 def test_lti11_nonce_replay_refused_across_a_restart(client, hub, lms):
-    from learnhub.demo.lms import lti11_launch_params
+    from learnhub.demo.lti11 import lti11_launch_params
 
     form = lms.sign_lti11(
         lti11_launch_params(

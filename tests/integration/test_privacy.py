@@ -11,7 +11,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from learnhub.demo.lms import Role
+from learnhub.demo.constants import Role
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE
 from tests.support import (
     Hub,

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from learnhub.demo.lms import DemoLMS, Role
+from learnhub.demo.constants import Role
+from learnhub.demo.lms import DemoLMS
 from learnhub.identity import username_for
 from learnhub.settings import load_settings
 from tests.support import (

@@ -30,7 +30,7 @@ from oauthlib.oauth1.rfc5849 import (
 )
 from tornado.httpclient import AsyncHTTPClient
 
-from learnhub.demo.lms import (
+from learnhub.demo.constants import (
     AGS_ENDPOINT_CLAIM,
     COURSE_OFFERING,
     DL_CLAIM,
@@ -43,20 +43,14 @@ from learnhub.demo.lms import (
     SCOPE_CONTEXT_MEMBERSHIP_READONLY,
     SCOPE_LINEITEM_READONLY,
     SCOPE_SCORE,
-    CourseLink,
-    DemoLMS,
-    Member,
-    Platform,
     Role,
-    autosubmit_form_html,
-    id_token_claims,
-    lti11_launch_params,
-    main,
-    sign_id_token,
-    sign_lti11_launch,
-    tool_urls,
-    url_origin,
 )
+from learnhub.demo.lms import DemoLMS, main, tool_urls
+from learnhub.demo.lti11 import lti11_launch_params, sign_lti11_launch
+from learnhub.demo.lti13 import Platform, id_token_claims, sign_id_token
+from learnhub.demo.pages import autosubmit_form_html
+from learnhub.demo.selection import CourseLink, url_origin
+from learnhub.demo.services import Member
 from learnhub.passback import (
     build_client_assertion,
     build_replace_result_xml,

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from learnhub.demo.lms import lti11_launch_params, sign_lti11_launch
+from learnhub.demo.lti11 import lti11_launch_params, sign_lti11_launch
 from learnhub.errors import LaunchError
 from learnhub.lti11.validator import validate_launch
 from learnhub.store import Store

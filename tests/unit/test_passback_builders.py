@@ -12,15 +12,13 @@ import jwt
 import pytest
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header, unescape
 
-from learnhub.demo.lms import (
-    GradeRefused,
+from learnhub.demo.lti11 import (
     outcome_request_problem,
     parse_outcome_request,
     parse_outcome_score,
     pox_response_xml,
-    validate_score,
-    verify_client_assertion,
 )
+from learnhub.demo.services import GradeRefused, validate_score, verify_client_assertion
 from learnhub.lti13.keys import new_private_pem, public_jwk
 from learnhub.passback import (
     build_client_assertion,

@@ -6,15 +6,15 @@ import re
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from learnhub.demo.lms import (
+from learnhub.demo.constants import (
     LINEITEM_CONTAINER_TYPE,
     LINEITEM_TYPE,
     SCOPE_LINEITEM,
     SCOPE_LINEITEM_READONLY,
     SCOPE_SCORE,
     SCORE_TYPE,
-    DemoLMS,
 )
+from learnhub.demo.lms import DemoLMS
 from learnhub.passback import build_replace_result_xml, build_score_payload, sign_outcome_request
 
 SECRET = "lms-secret"
