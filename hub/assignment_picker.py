@@ -13,10 +13,10 @@ import base64
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from .addresses import origin_of
 from .errors import LaunchError
 
 
@@ -95,11 +95,6 @@ def choose(state: PickerState, chosen: list[str]) -> list[str]:
     if len(set(chosen)) > 1 and not state.accept_multiple:
         raise LaunchError(400, "Your LMS takes one link here: pick one assignment.")
     return [name for name in state.offered if name in chosen]
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def check_return_url(return_url: str, allowed: set[str]) -> None:

@@ -19,10 +19,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from ..addresses import link_relations, origin_of
 from ..identity import course_roles, username_for
 from ..lti13.service_tokens import ServiceTokens, TokenRefused
 from ..store import STAFF_ROLES, Store, principal_role
@@ -81,22 +81,6 @@ def members_of(payload) -> list[Member]:
             )
         )
     return members
-
-
-def page_links(header: str | None) -> dict[str, str]:
-    """The URLs of an HTTP Link header by their rel ("next", "differences")."""
-    links = {}
-    for part in (header or "").split(","):
-        url, _, params = part.partition(";")
-        url = url.strip()
-        if not (url.startswith("<") and url.endswith(">")):
-            continue
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "rel":
-                for rel in value.strip().strip('"').split():
-                    links[rel.lower()] = url[1:-1]
-    return links
 
 
 @dataclass(frozen=True)
@@ -175,11 +159,6 @@ def roster_source(store: Store, course_id: str) -> RosterSource | None:
         if platforms:
             return RosterSource(url, launch["issuer"], launch["client_id"], platforms[0].token_url)
     return None
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass
@@ -265,17 +244,17 @@ class RosterSync:
         """Every page from `url` on, and the differences link of the last page."""
         http = AsyncHTTPClient()
         members: list[Member] = []
-        origin = _origin(source.memberships_url)
+        origin = origin_of(source.memberships_url)
         for _ in range(MAX_PAGES):
             # The bearer token goes to the LMS's own roster service and nowhere else.
-            if _origin(url) != origin:
-                raise RosterError(f"the LMS's roster links to another origin ({_origin(url)})")
+            if origin_of(url) != origin:
+                raise RosterError(f"the LMS's roster links to another origin ({origin_of(url)})")
             response = await self._get(http, source, url)
             try:
                 members += members_of(json.loads(response.body))
             except ValueError:
                 raise RosterError("the LMS's roster is not JSON") from None
-            links = page_links(response.headers.get("Link"))
+            links = link_relations(response.headers.get("Link"))
             if "next" not in links:
                 return members, links.get("differences")
             url = links["next"]
@@ -308,4 +287,5 @@ class RosterSync:
         try:
             return await http.fetch(request, raise_error=False)
         except (OSError, HTTPClientError) as e:
-            raise RosterError(f"could not reach the LMS at {_origin(url)} for {what} ({e})") from e
+            where = origin_of(url)
+            raise RosterError(f"could not reach the LMS at {where} for {what} ({e})") from e

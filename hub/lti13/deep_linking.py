@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from ..assignment_picker import PickerState, added_message, link_text, offered, origin_of
+from ..addresses import origin_of
+from ..assignment_picker import PickerState, added_message, link_text, offered
 from . import constants as c
 
 # Seconds the platform may accept the signed answer (it is posted at once).

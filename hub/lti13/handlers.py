@@ -7,7 +7,8 @@ import hashlib
 import secrets
 from urllib.parse import urlencode
 
-from ..assignment_picker import check_return_url, origin_of
+from ..addresses import origin_of
+from ..assignment_picker import check_return_url
 from ..identity import Course, Identity, LinkError, course_roles, link_assignment
 from ..picker_pages import PickerPage
 from ..session import LaunchHandler, script_json

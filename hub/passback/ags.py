@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..addresses import link_relations
 from ..lti13.service_tokens import (  # noqa: F401 (the client assertion, used with AGS)
     ASSERTION_TYPE,
     build_client_assertion,
@@ -133,8 +134,4 @@ def scores_url(lineitem_url: str) -> str:
 
 def next_page(link_header: str | None) -> str | None:
     """The rel="next" URL of a paged line item container's Link header."""
-    for part in (link_header or "").split(","):
-        url, _, params = part.partition(";")
-        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
-            return url.strip().strip("<>")
-    return None
+    return link_relations(link_header).get("next")

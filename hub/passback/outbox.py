@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http.client import responses as http_reasons
-from urllib.parse import urlsplit
 
 from sqlalchemy import (
     Boolean,
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
+from ..addresses import origin_of
 from ..db.leases import lapsed, take_lease
 from ..lti13.keys import ToolKeys
 from ..lti13.service_tokens import WHAT as TOKEN_REQUEST
@@ -200,11 +200,6 @@ def _snippet(body: bytes, limit: int = 200) -> str:
                        or text)  # fmt: skip
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 class GradeOutbox:
@@ -522,11 +517,11 @@ class GradeOutbox:
             return await http.fetch(request, raise_error=False)
         except ConnectionRefusedError:
             raise DeliveryError(
-                f"could not reach the LMS at {_origin(url)} for {what} (connection refused)"
+                f"could not reach the LMS at {origin_of(url)} for {what} (connection refused)"
             ) from None
         except (OSError, HTTPClientError) as error:
             raise DeliveryError(
-                f"could not reach the LMS at {_origin(url)} for {what} ({error})"
+                f"could not reach the LMS at {origin_of(url)} for {what} ({error})"
             ) from None
 
     def _refusal(
@@ -535,9 +530,8 @@ class GradeOutbox:
         if response.code == 599:
             # tornado's code for "no HTTP answer": timeout, reset, DNS failure.
             cause = str(response.error) if response.error else "no answer"
-            return DeliveryError(
-                f"could not reach the LMS at {_origin(response.effective_url)} for {what} ({cause})"
-            )
+            where = origin_of(response.effective_url)
+            return DeliveryError(f"could not reach the LMS at {where} for {what} ({cause})")
         detail = detail if detail is not None else _snippet(response.body or b"")
         message = f"the LMS answered {_reason(response.code)} to {what}"
         return DeliveryError(
@@ -786,7 +780,7 @@ class GradeOutbox:
             raise DeliveryError(
                 "the LMS created a line item but did not say its id", status=response.code
             ) from None
-        log.info("created the line item for %s in %s", row.assignment, _origin(container))
+        log.info("created the line item for %s in %s", row.assignment, origin_of(container))
         self._lineitems[cache_key] = created
         return created
 

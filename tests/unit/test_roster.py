@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from learnhub.courses.roster import Member, RosterError, members_of, page_links, plan
+from learnhub.addresses import link_relations
+from learnhub.courses.roster import Member, RosterError, members_of, plan
 
 LIS = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 
@@ -50,11 +51,11 @@ def test_link_header_rels():
         '<https://lms.example/m?page=2>; rel="next", '
         "<https://lms.example/m?since=9>; rel=differences, <bad>, junk"
     )
-    assert page_links(header) == {
+    assert link_relations(header) == {
         "next": "https://lms.example/m?page=2",
         "differences": "https://lms.example/m?since=9",
     }
-    assert page_links(None) == {}
+    assert link_relations(None) == {}
 
 
 def member(user_id, role="Learner", status="Active"):
