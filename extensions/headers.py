@@ -11,6 +11,8 @@ REFERRER_POLICY = "Referrer-Policy"
 HSTS = "Strict-Transport-Security"
 # The hub's spawner sets it to the HSTS value when LearnHub is served over HTTPS.
 HSTS_ENV = "LEARNHUB_STRICT_TRANSPORT_SECURITY"
+# The hub's spawner sets it to the origins that may frame the server, space-separated.
+FRAME_ANCESTORS_ENV = "LEARNHUB_FRAME_ANCESTORS"
 
 # An origin as CSP source expressions spell one: scheme, host (optionally "*."-wildcarded,
 # or a bracketed IPv6 literal) and an optional port. No path, quote, comma or semicolon,

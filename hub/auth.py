@@ -7,7 +7,7 @@ from functools import cached_property
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.orm import UserInfo
 from sqlalchemy import delete
-from traitlets import Bool, Bytes, Integer, Unicode, default
+from traitlets import Bool, Bytes, Integer, List, Unicode, default
 
 from . import identity
 from .courses.hub import course_handlers
@@ -17,6 +17,8 @@ from .lti11.handlers import LTI11LaunchHandler
 from .lti13 import handlers as lti13
 from .lti13.jwks import PlatformKeys
 from .lti13.keys import ToolKeys
+from .lti13.registration import REGISTER_PATH
+from .lti13.registration_handler import RegistrationHandler
 from .picker_pages import PICKER_PATH, PickerHandler
 from .privacy.bulk import bulk_handlers
 from .privacy.handlers import privacy_handlers
@@ -83,6 +85,12 @@ class LearnHubAuthenticator(NativeAuthenticator):
         config=True,
         help="Seconds of clock difference tolerated on id_token exp and iat. Default 30.",
     )
+    frame_origins = List(
+        Unicode(),
+        config=True,
+        help="Origins that may frame LearnHub besides those of the registered LMSs "
+        "(lti.frame_origins), e.g. an LMS's second domain.",
+    )
     direct_login = Bool(
         True,
         config=True,
@@ -121,6 +129,12 @@ class LearnHubAuthenticator(NativeAuthenticator):
     @cached_property
     def platform_keys(self) -> PlatformKeys:
         return PlatformKeys(lifetime=self.jwks_cache_lifetime)
+
+    def current_frame_origins(self) -> list[str]:
+        """The origins that may frame LearnHub now: every registered LMS's, read from the
+        database (so a platform registered by URL, or with `learnhub lti`, counts at once),
+        and the configured ones."""
+        return sorted(set(self.store.frame_origins()) | set(self.frame_origins))
 
     def username_for(self, who: identity.Identity) -> str:
         return identity.username_for(who.platform, who.lms_user_id, self.pseudonym_key)
@@ -169,6 +183,7 @@ class LearnHubAuthenticator(NativeAuthenticator):
             (rf"/{PICKER_PATH}", PickerHandler),
             (rf"/{lti13.JWKS_PATH}", lti13.JWKSHandler),
             (rf"/{lti13.CONFIG_PATH}", lti13.ToolConfigHandler),
+            (rf"/{REGISTER_PATH}", RegistrationHandler),
             *privacy_handlers(),
             *bulk_handlers(),
             *course_handlers(),

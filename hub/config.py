@@ -15,6 +15,8 @@ from pathlib import Path
 
 from traitlets.log import get_logger
 
+from learnhub_singleuser.headers import FRAME_ANCESTORS_ENV
+
 from .addresses import connect_address
 from .courses.config import update_courses, update_grading
 from .db import upgrade_at_start
@@ -84,6 +86,7 @@ def update_auth(c, settings: Settings) -> None:
     c.LearnHubAuthenticator.login_state_lifetime = lti["login_state_lifetime"]
     c.LearnHubAuthenticator.jwks_cache_lifetime = lti["jwks_cache_lifetime"]
     c.LearnHubAuthenticator.clock_skew = lti["clock_skew"]
+    c.LearnHubAuthenticator.frame_origins = list(lti["frame_origins"])
     c.LearnHubAuthenticator.direct_login = settings["login"]["direct"]
     c.LearnHubAuthenticator.open_signup = settings["login"]["open_signup"]
     c.Authenticator.admin_users = set(settings["hub"]["admin_users"])
@@ -115,7 +118,7 @@ def update_spawner(c, settings: Settings, origins: list[str], backend: SpawnerBa
     c.Spawner.environment = {
         # LMS sessions carry a launch token in the first URL instead of a cookie.
         "JUPYTERHUB_ALLOW_TOKEN_IN_URL": "1",
-        "LEARNHUB_FRAME_ANCESTORS": " ".join(origins),
+        FRAME_ANCESTORS_ENV: " ".join(origins),
     }
 
     c.LocalLearnerSpawner.home_dir_template = str(settings.state_dir / "homes" / "{username}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from jupyterhub import orm
 from jupyterhub.utils import url_path_join
 
+from learnhub_singleuser.headers import CSP, frame_ancestors_csp
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE, tracking_refused
 
 from .courses.hub import course_access
@@ -16,6 +17,7 @@ from .identity import Identity, parse_group_name
 from .pages import CookielessPage
 from .passback import release_held
 from .privacy import analytics as stats
+from .privacy.handlers import own_page_csp
 from .request_body import LimitedBody
 from .store import principal_role
 from .tokens import SESSION_TOKEN_NOTE
@@ -72,6 +74,22 @@ class LaunchHandler(LimitedBody, CookielessPage):
         # Launches are cross-site form posts from the LMS by design; they are
         # authenticated by their OAuth signature or signed id_token, not by a cookie.
         return
+
+    async def prepare(self):
+        await super().prepare()
+        self.refresh_frame_origins()
+
+    def refresh_frame_origins(self) -> None:
+        """Bring the frame-ancestors of every hub page up to the LMSs registered now, this
+        answer's included: a platform registered by URL, or with `learnhub lti` while the
+        hub runs, may frame LearnHub from its next launch on, without a restart."""
+        headers = self.settings.setdefault("headers", {})
+        policy = frame_ancestors_csp(
+            headers.get(CSP, ""), self.authenticator.current_frame_origins()
+        )
+        if headers.get(CSP) != policy:
+            headers[CSP] = policy
+            self.set_header(CSP, own_page_csp(headers))
 
     def public_url_for(self, path: str) -> str:
         """The URL an LMS uses for a hub path (public_url, not the Host the proxy saw)."""

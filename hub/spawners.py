@@ -16,6 +16,8 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
 from traitlets import Bool, HasTraits, Integer, TraitError, Unicode, default, validate
 
+from learnhub_singleuser.headers import FRAME_ANCESTORS_ENV
+
 from .courses.coursedir import course_of_grader
 from .docker_engine import docker_client
 from .settings import Settings, SettingsError
@@ -459,11 +461,19 @@ class CourseServers(HasTraits):
 
     def role_environment(self) -> dict[str, str]:
         course = self.grader_course
-        return (
+        role = (
             {"LEARNHUB_SERVER_ROLE": "grader", "LEARNHUB_COURSE": course}
             if course
             else {"LEARNHUB_SERVER_ROLE": "learner"}
         )
+        return {**role, **self.frame_environment()}
+
+    def frame_environment(self) -> dict[str, str]:
+        """The origins that may frame this server, as the hub knows them at its start (an
+        LMS registered since the hub started included); Spawner.environment's otherwise."""
+        # LearnHub's authenticator knows them; another one (a test's) leaves the config's.
+        current = getattr(self.authenticator, "current_frame_origins", None)
+        return {FRAME_ANCESTORS_ENV: " ".join(current())} if current else {}
 
 
 class LocalLearnerSpawner(CourseServers, SimpleLocalProcessSpawner):

@@ -97,6 +97,18 @@ class LoginState(Base):
     expires: Mapped[float] = mapped_column(Float, index=True)
 
 
+class RegistrationKey(Base):
+    """A one-time secret that lets an LMS administrator register a platform by URL
+    (`learnhub lti registration-url`): kept hashed, spent by the registration it allows."""
+
+    __tablename__ = "learnhub_lti13_registration_keys"
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Who made it, as the command line was told (shown on the registration page).
+    made_by: Mapped[str] = mapped_column(String(255))
+    created: Mapped[float] = mapped_column(Float)
+    expires: Mapped[float] = mapped_column(Float, index=True)
+
+
 class ToolKey(Base):
     """One of the tool's RSA signing keys; the newest unretired one signs."""
 
@@ -402,6 +414,58 @@ class Store:
             if deleted != 1 or row.expires < time.time():
                 return None
             return row
+
+    # LTI 1.3 registration keys
+
+    def add_registration_key(self, secret: str, *, made_by: str, lifetime: float) -> float:
+        """Keep `secret` (hashed) for one registration within `lifetime`; returns its expiry.
+        Expired keys are dropped."""
+        now = time.time()
+        with self.session() as s:
+            s.execute(delete(RegistrationKey).where(RegistrationKey.expires < now))
+            s.add(
+                RegistrationKey(
+                    key_hash=hash_state(secret), made_by=made_by, created=now,
+                    expires=now + lifetime,
+                )
+            )  # fmt: skip
+            s.commit()
+        return now + lifetime
+
+    def peek_registration_key(self, secret: str) -> RegistrationKey | None:
+        """The unexpired key, without spending it."""
+        with self.session() as s:
+            row = s.get(RegistrationKey, hash_state(secret))
+            if row is None or row.expires < time.time():
+                return None
+            return row
+
+    def spend_registration_key(self, secret: str) -> RegistrationKey | None:
+        """Delete and return the key; None if unknown, expired or already spent. As with
+        login states, the DELETE's row count decides between two concurrent registrations."""
+        with self.session() as s:
+            row = s.get(RegistrationKey, hash_state(secret))
+            if row is None:
+                return None
+            deleted = s.execute(
+                delete(RegistrationKey).where(RegistrationKey.key_hash == row.key_hash)
+            ).rowcount
+            s.commit()
+            if deleted != 1 or row.expires < time.time():
+                return None
+            return row
+
+    def restore_registration_key(self, key: RegistrationKey) -> None:
+        """Give back a key whose registration failed (the LMS refused it, or was down), so
+        the administrator can try again with the same URL until it expires."""
+        with self.session() as s:
+            s.merge(
+                RegistrationKey(
+                    key_hash=key.key_hash, made_by=key.made_by, created=key.created,
+                    expires=key.expires,
+                )
+            )  # fmt: skip
+            s.commit()
 
     # tool keys
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import getpass
 import secrets
+import socket
 import sys
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from ..lti13.keys import ToolKeys
+from ..lti13.registration import KEY_ARGUMENT, REGISTER_PATH
 from ..settings import Settings
 from ..store import Store
+
+# A registration URL is meant for the next minutes, not to lie around for days.
+MAX_REGISTRATION_MINUTES = 24 * 60
 
 
 def _store(settings: Settings) -> Store:
@@ -35,7 +41,7 @@ def cmd_add_consumer(settings: Settings, args) -> int:
     print(f"Added LTI 1.1 consumer {args.key}.")
     print(f"Launch URL: {settings.public_url}/hub/lti11/launch")
     if frame_origin:
-        print(f"May frame LearnHub: {frame_origin} (restart the hub to apply)")
+        print(f"May frame LearnHub: {frame_origin} (from its next launch)")
     print("Shared secret (give it to the LMS administrator; it is not shown again):")
     print(secret)
     return 0
@@ -78,7 +84,7 @@ def cmd_add_platform(settings: Settings, args) -> int:
         return 1
     print(f"Added LTI 1.3 platform {platform.id}: {args.issuer} (client id {args.client_id})")
     print(f"Deployments: {', '.join(sorted(set(args.deployment_id)))}")
-    print(f"May frame LearnHub: {frame_origin} (restart the hub to apply)")
+    print(f"May frame LearnHub: {frame_origin} (from its next launch)")
     print(f"Tool registration for the LMS: {settings.public_url}/hub/lti13/config")
     return 0
 
@@ -110,6 +116,25 @@ def cmd_add_deployment(settings: Settings, args) -> int:
         return 1
     store.add_deployment(args.id, args.deployment_id)
     print(f"Platform {args.id} may now launch with deployment {args.deployment_id}.")
+    return 0
+
+
+def cmd_registration_url(settings: Settings, args) -> int:
+    if not 1 <= args.lifetime <= MAX_REGISTRATION_MINUTES:
+        print(f"error: --lifetime must be 1 to {MAX_REGISTRATION_MINUTES} minutes", file=sys.stderr)
+        return 1
+    secret = secrets.token_urlsafe(32)
+    made_by = args.by or f"{getpass.getuser()}@{socket.gethostname()}"
+    expires = _store(settings).add_registration_key(
+        secret, made_by=made_by, lifetime=args.lifetime * 60
+    )
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
+    print(f"Registration URL for one LMS, usable once until {until}:")
+    print(f"{settings.public_url}/hub/{REGISTER_PATH}?{urlencode({KEY_ARGUMENT: secret})}")
+    print(
+        "Paste it into the LMS's tool registration by URL (Moodle: Manage tools; Canvas: "
+        "Developer Keys > LTI Registration). Keep it private until then."
+    )
     return 0
 
 
@@ -174,6 +199,24 @@ def add_commands(subparsers) -> None:
     p.add_argument("id", type=int)
     p.add_argument("deployment_id")
     p.set_defaults(func=cmd_add_deployment)
+
+    p = lti_commands.add_parser(
+        "registration-url",
+        help="print a one-time URL an LMS administrator pastes into the LMS to register "
+        "LearnHub as an LTI 1.3 tool (LTI Dynamic Registration)",
+    )
+    p.add_argument(
+        "--lifetime",
+        type=int,
+        default=60,
+        metavar="MINUTES",
+        help=f"minutes the URL stays usable (default 60, at most {MAX_REGISTRATION_MINUTES})",
+    )
+    p.add_argument(
+        "--by",
+        help="who the registration page says made the URL (default: user@host of this command)",
+    )
+    p.set_defaults(func=cmd_registration_url)
 
     p = lti_commands.add_parser("rotate-key", help="make a new tool signing key (JWKS)")
     p.set_defaults(func=cmd_rotate_key)

@@ -54,6 +54,12 @@ from .lti13 import (
     ToolKeysUnavailable,
     login_initiation_params,
 )
+from .registration import (
+    RegistrationRefused,
+    ToolRegistration,
+    check_registration,
+    registration_handlers,
+)
 from .selection import (
     DEEP_LINKING_TITLE,
     DEEP_LINKING_TTL,
@@ -221,6 +227,19 @@ class DemoLMS:
         self._tokens: dict[str, AccessToken] = {}
         self._jtis: dict[str, float] = {}
         self._oauth_nonces: dict[str, float] = {}
+        # Dynamic registration: one-time registration tokens, the tools registered with
+        # them (the latest is the one this LMS launches), and the Authorization headers the
+        # configuration was read with.
+        self.registration_token_ttl = hint_ttl
+        self._registration_tokens = OneTimeRequests[bool](
+            lambda: self.registration_token_ttl,
+            lambda message: RegistrationRefused(401, "invalid_token", message),
+            unknown="the registration token is unknown",
+            used="the registration token was already used",
+            expired="the registration token has expired",
+        )
+        self.tool_registrations: list[ToolRegistration] = []
+        self.configuration_requests: list[str] = []
 
     def _selection_requests(self, kind: str, data: str) -> OneTimeRequests[DeepLinkRequest]:
         """Outstanding `kind` requests, kept `deep_linking_ttl` by the data the answer carries
@@ -250,6 +269,34 @@ class DemoLMS:
     @property
     def token_url(self) -> str:
         return self.url + "/token"
+
+    @property
+    def openid_configuration_url(self) -> str:
+        return self.url + "/lti/openid-configuration"
+
+    def new_registration_token(self) -> str:
+        token = secrets.token_urlsafe(24)
+        self._registration_tokens.add(token, True)
+        return token
+
+    def redeem_registration_token(self, token: str) -> None:
+        self._registration_tokens.redeem(token)
+
+    def register_tool(self, body) -> ToolRegistration:
+        """Accept a tool's client registration: a new client id and deployment, and this
+        LMS's LTI 1.3 launches go to that tool from now on (the demo has one tool)."""
+        number = len(self.tool_registrations) + 1
+        registration = check_registration(
+            body, client_id=f"registered-{number}-{secrets.token_hex(4)}",
+            deployment_id=f"deployment-{number}",
+        )  # fmt: skip
+        self.tool_registrations.append(registration)
+        self.platform.client_id = registration.client_id
+        self.platform.deployment_id = registration.deployment_id
+        self.tool_lti13_login_url = registration.login_url
+        self.tool_lti13_launch_url = registration.launch_url
+        self.tool_jwks_url = registration.jwks_url
+        return registration
 
     @property
     def outcome_service_url(self) -> str:
@@ -766,6 +813,7 @@ class DemoLMS:
                 (r"/api/lti/courses/([^/]+)/memberships", MembershipsHandler, args),
                 (r"/gradebook", GradebookHandler, args),
                 (r"/gradebook\.json", GradebookJSONHandler, args),
+                *registration_handlers(args),
             ]
         )
 

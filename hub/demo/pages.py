@@ -54,7 +54,9 @@ iframe { width: 100%; height: 75vh; border: 1px solid #888; }
 <header>
 <h1>{{ course_title }}</h1>
 <p>This page plays the LMS. Pick a role to open the course's notebooks, framed below
-by this other site the way Canvas or Moodle frame a tool.</p>
+by this other site the way Canvas or Moodle frame a tool.
+<a href="/gradebook">Gradebook</a> · <a href="/admin/register-tool">Register a tool by URL
+(administrator)</a></p>
 </header>
 <main>
 {% for version, label in (("lti13", "LTI 1.3"), ("lti11", "LTI 1.1")) %}<fieldset>

@@ -30,6 +30,15 @@ DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
 SUPPORTED_MESSAGE_TYPES = {RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST}
 ALGORITHM = "RS256"
 
+# How LearnHub introduces itself to an LMS (its registration JSON and Dynamic Registration).
+TOOL_NAME = "LearnHub"
+TOOL_DESCRIPTION = (
+    "Jupyter notebooks with autograded assignments, without tracking and without "
+    "third-party cookies."
+)
+# The claims about a person LearnHub asks for: who they are, and nothing more.
+TOOL_CLAIMS = ("iss", "sub", "name", "given_name", "family_name", "email")
+
 # What the tool asks for when an LMS registers it (Assignment and Grade Services).
 SCOPES = [
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",

@@ -294,9 +294,8 @@ class ToolConfigHandler(LaunchHandler):
             "editor_button": c.DEEP_LINKING_REQUEST,
         }
         config = {
-            "title": "LearnHub",
-            "description": "Jupyter notebooks with autograded assignments, "
-            "without tracking and without third-party cookies.",
+            "title": c.TOOL_NAME,
+            "description": c.TOOL_DESCRIPTION,
             "oidc_initiation_url": login,
             "target_link_uri": launch,
             "redirect_uris": [launch],
