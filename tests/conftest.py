@@ -29,6 +29,19 @@ def hub(lms, tmp_path_factory):
     instance.shutdown_everything()
 
 
+@pytest.fixture
+def unregistered_lms(loop_thread, hub):
+    """An LMS unknown to the hub: no consumer, no platform, no tool URLs."""
+    peer = DemoLMS(consumer_key="unregistered", client_id="not-yet", deployment_id="none")
+    loop_thread.run(peer.start())
+    yield peer
+    loop_thread.run(peer.stop())
+    for platform_id, issuer in hub.query("SELECT id, issuer FROM learnhub_lti13_platforms"):
+        if issuer == peer.url:
+            # Other tests check the hub's exact frame-ancestors.
+            assert hub.cli("lti", "remove-platform", str(platform_id)).returncode == 0
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

@@ -222,6 +222,16 @@ def registered_hub(state: Path, lms, **settings) -> Hub:
     return instance
 
 
+def registration_url(hub: Hub, by: str = "test-admin") -> str:
+    """A one-time registration URL, as `learnhub lti registration-url` prints it."""
+    made = hub.cli("lti", "registration-url", "--by", by, "--lifetime", "10")
+    assert made.returncode == 0, made.stderr
+    urls = re.findall(r"^http\S+$", made.stdout, re.M)
+    assert len(urls) == 1, made.stdout
+    assert urls[0].startswith(f"{hub.url}/hub/lti13/register?registration_key=")
+    return urls[0]
+
+
 def remove_learner_containers(usernames: list[str]) -> None:
     """Remove the learners' containers and home volumes that a test hub left behind."""
     from learnhub.spawners import USER_LABEL

@@ -27,6 +27,15 @@ DEEP_LINKING_PLACEMENTS = (
     "RichTextEditorPlugin",
 )
 PRIVATE_KEY_JWT = "private_key_jwt"
+# What each scope LearnHub asks for lets it do, in the administrator's words.
+SCOPE_PURPOSES = {
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem": "make gradebook columns",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly": "read back the grades it sent",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/score": "send autograded scores",
+    "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly": (
+        "read a course's roster (pseudonyms and roles)"
+    ),
+}
 
 
 class RegistrationRefused(Exception):

@@ -160,6 +160,7 @@ class RegistrationHandler(LaunchHandler):
                 made_by=record.made_by,
                 expires=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.expires)),
                 scopes=dr.requested_scopes(platform),
+                purposes=dr.SCOPE_PURPOSES,
                 deep_linking=dr.offers_deep_linking(platform),
                 tool=self.tool_urls(),
                 action=self.public_url_for(dr.REGISTER_PATH),

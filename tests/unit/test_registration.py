@@ -238,3 +238,7 @@ def test_keys_are_stored_hashed(store):
             "SELECT key_hash, made_by FROM learnhub_lti13_registration_keys"
         ).all()
     assert rows and all("plain-secret" not in " ".join(row) for row in rows)
+
+
+def test_the_registration_page_explains_every_scope_asked_for():
+    assert set(dr.SCOPE_PURPOSES) == set(c.SCOPES)
