@@ -31,6 +31,8 @@ from nbgrader.exchange.abc import ExchangeSubmit as ABCExchangeSubmit
 from nbgrader.utils import parse_utc
 from traitlets import Bool, Float, Unicode, default
 
+from .course_folders import find_course_folder, make_course_folder
+
 # Never uploaded: checkpoints, hidden files, and feedback fetched into the assignment folder.
 SKIPPED_PARTS = ("feedback",)
 EXCHANGE_URL_ENV = "LEARNHUB_EXCHANGE_URL"
@@ -88,8 +90,9 @@ class LearnHubExchange(ABCExchange):
     path_includes_course = Bool(
         True,
         config=True,
-        help="Keep fetched assignments under <course>/<assignment>: a learner can be in "
-        "several courses. Default True.",
+        help="Keep fetched assignments under <course folder>/<assignment>, the course's "
+        "folder named after its title (learnhub_singleuser.course_folders): a learner can be "
+        "in several courses. Default True.",
     )
 
     @default("service_url")
@@ -139,18 +142,36 @@ class LearnHubExchange(ABCExchange):
         self.log.error(msg)
         raise ExchangeError(msg)
 
-    def local_assignment_dir(self, course_id: str, assignment_id: str) -> Path:
+    def courses(self) -> list[dict]:
+        """The caller's courses: {"course_id", "title", "role"} each."""
+        return self.json("GET", "")["courses"]
+
+    def course_folder(self, course_id: str, *, create: bool = False) -> Path | None:
+        """The learner's folder of the course's assignments, or None while they have none;
+        `create` makes it, named after the course's title (see course_folders)."""
         base = Path(self.assignment_dir)
-        return (
-            base / course_id / assignment_id
-            if self.path_includes_course
-            else (base / assignment_id)
-        )
+        if not self.path_includes_course:
+            return base
+        folder = find_course_folder(base, course_id)
+        if folder is None and create:
+            titles = {c["course_id"]: c.get("title") for c in self.courses()}
+            try:
+                folder = make_course_folder(base, course_id, titles.get(course_id))
+            except OSError as e:
+                self.fail(f"No folder could be made for the course's assignments: {e}")
+        return folder
+
+    def local_assignment_dir(
+        self, course_id: str, assignment_id: str, *, create: bool = False
+    ) -> Path | None:
+        """Where the learner has the assignment, fetched or not (None: no course folder)."""
+        folder = self.course_folder(course_id, create=create)
+        return None if folder is None else folder / assignment_id
 
     def course_ids(self) -> list[str]:
         if self.coursedir.course_id:
             return [self.coursedir.course_id]
-        return [c["course_id"] for c in self.json("GET", "")["courses"]]
+        return [c["course_id"] for c in self.courses()]
 
     def init_src(self):
         pass
@@ -181,12 +202,13 @@ class ExchangeList(LearnHubExchange, ABCExchangeList):
         wanted = self.coursedir.assignment_id
         found = []
         for course_id in self.course_ids():
+            folder = self.course_folder(course_id)
             for item in self.json("GET", f"{course_id}/assignments")["assignments"]:
                 if wanted and item["assignment_id"] != wanted:
                     continue
-                local = self.local_assignment_dir(course_id, item["assignment_id"])
+                local = None if folder is None else folder / item["assignment_id"]
                 info = {"course_id": course_id, "assignment_id": item["assignment_id"]}
-                if local.is_dir():
+                if local is not None and local.is_dir():
                     info["status"] = "fetched"
                     info["path"] = str(local.resolve())
                     notebooks = sorted(local.glob("*.ipynb"))
@@ -206,13 +228,15 @@ class ExchangeList(LearnHubExchange, ABCExchangeList):
         wanted = self.coursedir.assignment_id or "*"
         groups: dict[tuple, list[dict]] = {}
         for course_id in self.course_ids():
+            folder = self.course_folder(course_id)
             params = {}
             if self.inbound and self.coursedir.student_id not in ("", "*"):
                 params["student"] = self.coursedir.student_id
             path = f"{course_id}/assignments/{wanted}/submissions"
             listed = self.json("GET", path, params=params)
             for item in listed["submissions"]:
-                info = self._submission_info(item)
+                local = None if folder is None else folder / item["assignment_id"]
+                info = self._submission_info(item, local)
                 key = (item["course_id"], item["student_id"], item["assignment_id"])
                 groups.setdefault(key, []).append(info)
         return [
@@ -226,14 +250,13 @@ class ExchangeList(LearnHubExchange, ABCExchangeList):
             for key, subs in sorted(groups.items())
         ]
 
-    def _submission_info(self, item: dict) -> dict:
-        local = self.local_assignment_dir(item["course_id"], item["assignment_id"])
-        feedback_dir = local / "feedback" / item["timestamp"]
+    def _submission_info(self, item: dict, local: Path | None) -> dict:
+        feedback_dir = None if local is None else local / "feedback" / item["timestamp"]
         exchange_feedback = item.get("feedback") or {}
         notebooks = []
         for notebook_id in item.get("notebooks", []):
-            local_path = feedback_dir / f"{notebook_id}.html"
-            has_local = local_path.is_file()
+            local_path = None if feedback_dir is None else feedback_dir / f"{notebook_id}.html"
+            has_local = local_path is not None and local_path.is_file()
             updated = False
             if has_local and notebook_id in exchange_feedback:
                 checksum = hashlib.md5(local_path.read_bytes(), usedforsecurity=False).hexdigest()
@@ -273,12 +296,14 @@ class ExchangeFetchAssignment(LearnHubExchange, ABCExchangeFetchAssignment):
         if not course_id:
             self.fail("No course id specified. Re-run with --course flag.")
         dest = self.local_assignment_dir(course_id, assignment_id)
-        if dest.exists() and not self.replace_missing_files:
+        if dest is not None and dest.exists() and not self.replace_missing_files:
             self.fail(
                 f"You already have a copy of the assignment in {dest}; rename or remove it "
                 "to fetch a fresh copy."
             )
         data = self.request("GET", f"{course_id}/assignments/{assignment_id}").content
+        # The course's folder is made only once the course service has given the files.
+        dest = dest or self.local_assignment_dir(course_id, assignment_id, create=True)
         written = unpack_into(data, dest, only_missing=self.replace_missing_files)
         self.log.info("Fetched %s/%s: %d files", course_id, assignment_id, len(written))
 
@@ -289,8 +314,8 @@ class ExchangeSubmit(LearnHubExchange, ABCExchangeSubmit):
         if not course_id:
             self.fail("No course id specified. Re-run with --course flag.")
         source = self.local_assignment_dir(course_id, assignment_id)
-        if not source.is_dir():
-            self.fail(f"Assignment not found: {source}. Fetch it first.")
+        if source is None or not source.is_dir():
+            self.fail(f"Assignment not found: {source or assignment_id}. Fetch it first.")
         kept = self.json(
             "POST", f"{course_id}/assignments/{assignment_id}/submissions", data=pack_folder(source)
         )
@@ -303,7 +328,6 @@ class ExchangeFetchFeedback(LearnHubExchange, ABCExchangeFetchFeedback):
     def copy_files(self):
         course_id, assignment_id = self.coursedir.course_id, self.coursedir.assignment_id
         listed = self.json("GET", f"{course_id}/assignments/{assignment_id}/submissions")
-        dest = self.local_assignment_dir(course_id, assignment_id) / "feedback"
         fetched = 0
         for item in listed["submissions"]:
             if not item.get("feedback"):
@@ -312,7 +336,9 @@ class ExchangeFetchFeedback(LearnHubExchange, ABCExchangeFetchFeedback):
                 f"{course_id}/assignments/{assignment_id}/submissions/"
                 f"{item['student_id']}/{item['submission_id']}/feedback"
             )
-            unpack_into(self.request("GET", path).content, dest / item["timestamp"])
+            data = self.request("GET", path).content
+            dest = self.local_assignment_dir(course_id, assignment_id, create=True) / "feedback"
+            unpack_into(data, dest / item["timestamp"])
             fetched += 1
         self.log.info("Fetched feedback of %d submissions of %s", fetched, assignment_id)
 

@@ -12,17 +12,18 @@ from traitlets.config import LoggingConfigurable
 
 from . import labextension_path
 from .assignment_links import assignment_link_handlers
+from .assignment_list import show_course_titles
 from .cookieless import keep_url_token_out_of_cookies, token_page_config_hook
 from .course_service import no_course_service_handlers, use_course_service
 from .courses import course_page_config_hook
+from .formgrader_session import install_session_navigation
 from .grader import add_queue_tab, grader_handlers, shorten_token_cache
-from .headers import CSP, HSTS, HSTS_ENV, check_origins, security_headers
+from .headers import CSP, FRAME_ANCESTORS_ENV, HSTS, HSTS_ENV, check_origins, security_headers
 from .mydata import my_data_handlers
 from .mysubmissions import my_submissions_handlers
 from .staff_pages import secure_formgrader
 from .tracking import TrackingStatus, follow_do_not_track_sessions
 
-FRAME_ANCESTORS_ENV = "LEARNHUB_FRAME_ANCESTORS"
 ROLE_ENV = "LEARNHUB_SERVER_ROLE"
 # nbgrader's JupyterLab plugins each kind of server must not show: learners do not create
 # assignments or grade; a course's grader server has no assignments to fetch.
@@ -156,3 +157,7 @@ async def _start_jupyter_server_extension(serverapp: ServerApp) -> None:
     if os.environ.get(ROLE_ENV) == "grader":
         add_queue_tab(serverapp.web_app)
         secure_formgrader(serverapp.web_app, serverapp.base_url)
+        install_session_navigation(serverapp.web_app, serverapp.base_url)
+    # And nbgrader's assignment list: its panel shows course titles (see assignment_list).
+    elif show_course_titles(serverapp.web_app.settings):
+        serverapp.log.info("LearnHub: the Assignments panel shows course titles")

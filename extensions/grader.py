@@ -1,8 +1,8 @@
 """A course's grader server: the staff handoff from the hub, and sandboxed autograding.
 
 The hub hands staff over with a token for this server alone, posted to learnhub/session,
-which keeps it in this server's own cookie (formgrader's pages are plain links and forms,
-so a token in page config would not follow them).
+which keeps it in this server's own cookie for browsers that allow one, and in the pages
+for every browser (formgrader_session): formgrader works with every cookie blocked.
 
 nbgrader's own autograde handler runs the learner's code in this server's kernel, with the
 course's gradebook and every submission within reach. SandboxedAutogradeHandler, registered
@@ -27,10 +27,12 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from .formgrader_session import SCRIPT_PATH, handoff_page, session_markup
 from .headers import CSP, sent_from_this_site
-from .learner_pages import HubService
+from .learner_pages import TEMPLATES, HubService
 
 GRADING_URL_ENV = "LEARNHUB_GRADING_URL"
+SESSION_SCRIPT = TEMPLATES / "learnhub-formgrader-session.js"
 SESSION_PATH = "learnhub/session"
 QUEUE_PATH = "learnhub/grading"
 # Where the handoff may send the browser on: formgrader, or one assignment's submissions
@@ -58,12 +60,13 @@ def shorten_token_cache(hub_auth) -> None:
 
 
 class FormgraderSessionHandler(JupyterHandler):
-    """POST learnhub/session (token, lifetime): the hub's staff handoff.
+    """POST learnhub/session (token, lifetime, next): the hub's staff handoff.
 
     The token is checked with the hub: it must grant access to this server (the hub mints
     it with that one scope, for the course's staff only). It then goes into this server's
     cookie, path /user/grader-<course>/, expiring when the token does, and the browser
-    goes on to formgrader. Nothing else is set.
+    goes on to formgrader by a POST navigation carrying the token (formgrader_session), so
+    a browser that refused the cookie is let in too. Nothing else is set.
     """
 
     def check_xsrf_cookie(self):
@@ -106,7 +109,23 @@ class FormgraderSessionHandler(JupyterHandler):
         page = self.get_body_argument("next", "")
         if not GRADER_NEXT_PAGE.fullmatch(page) or ".." in page:
             page = "formgrader/"
-        self.redirect(url_path_join(self.base_url, page))
+        # On to formgrader with the token in the page, whether the browser kept the cookie
+        # or not (formgrader_session).
+        next_url = url_path_join(self.base_url, page)
+        markup = session_markup(token, base_url=self.base_url, next_url=next_url)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(handoff_page(markup, "Opening formgrader…"))
+
+
+class SessionScript(JupyterHandler):
+    """GET learnhub/formgrader-session.js: the script of staff sessions kept in the page.
+    It holds no data, and a <script> request carries no token."""
+
+    @allow_unauthenticated
+    def get(self):
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.finish(SESSION_SCRIPT.read_text())
 
 
 class SandboxedAutogradeHandler(APIHandler):
@@ -206,6 +225,7 @@ def add_queue_tab(web_app) -> None:
 def grader_handlers(base_url: str) -> list[tuple[str, type]]:
     return [
         (url_path_join(base_url, SESSION_PATH), FormgraderSessionHandler),
+        (url_path_join(base_url, SCRIPT_PATH), SessionScript),
         (url_path_join(base_url, QUEUE_PATH), GradingQueuePage),
         (
             url_path_join(base_url, r"/formgrader/api/submission/([^/]+)/([^/]+)/autograde"),

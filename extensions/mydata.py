@@ -84,14 +84,23 @@ class MyDataPage(LearnerPage, MyDataHandler):
 
     async def render_page(self, token: str) -> None:
         described = await self.service.describe()
+        stores = described.get("stores", {})
         self.finish_template(
             "learnhub-my-data.html",
             username=self.service.username,
-            stores=described.get("stores", {}),
+            stores=stores,
+            titles=course_titles(stores),
             files=sum(1 for _ in _visible_files(self.root)),
             base=url_path_join(self.base_url, PATH),
             session=script_json({"token": token, "username": self.service.username}),
         )
+
+
+def course_titles(stores: dict[str, Any]) -> dict[str, str]:
+    """course id -> the course's title, as the enrollments the data service described say
+    (the course stores key what they keep by course id)."""
+    courses = stores.get("enrollments", {}).get("courses", [])
+    return {c["course_id"]: c["course"] for c in courses if c.get("course_id")}
 
 
 def _visible_files(root: Path):

@@ -327,7 +327,8 @@ def open_formgrader(
 ) -> requests.Response:
     """Formgrader as JupyterLab's Course menu opens it in a new tab: the launch token posted
     to the hub from a page of this site, then the hub's handoff form (the grader server's
-    own token) posted to the grader server, which keeps it in its cookie. The last answer."""
+    own token) posted to the grader server, which keeps it in its cookie and in the page it
+    goes on to. The last answer."""
     path = f"learnhub/courses/{course_id}/formgrader" if course_id else "learnhub/formgrader"
     answer = session.post(
         f"{hub_url}/hub/{path}", data={"token": token}, headers=SAME_ORIGIN, timeout=180
@@ -335,9 +336,35 @@ def open_formgrader(
     if answer.status_code != 200 or 'id="learnhub-handoff"' not in answer.text:
         return answer
     action, fields = parse_form(answer.text)
-    return session.post(
+    answer = session.post(
         requests.compat.urljoin(answer.url, action), data=fields, headers=SAME_ORIGIN, timeout=180
     )
+    return follow_staff_session(session, answer)
+
+
+def staff_session(html: str) -> dict | None:
+    """The staff session a grader server's page keeps (formgrader_session), if any."""
+    match = re.search(
+        r'<script type="application/json" id="learnhub-session">(.*?)</script>', html, re.S
+    )
+    return json.loads(match.group(1)) if match else None
+
+
+def follow_staff_session(session: requests.Session, answer: requests.Response, *,
+                         hops: int = 5) -> requests.Response:  # fmt: skip
+    """What learnhub-formgrader-session.js does with a page whose session says `next`: post
+    the token there (a redirect of formgrader's, the handoff's first page)."""
+    for _ in range(hops):
+        found = staff_session(answer.text) if answer.status_code == 200 else None
+        if not found or "next" not in found:
+            return answer
+        answer = session.post(
+            requests.compat.urljoin(answer.url, found["next"]),
+            data={found["field"]: found["token"]},
+            headers=SAME_ORIGIN,
+            timeout=180,
+        )
+    return answer
 
 
 def session_config(html: str) -> dict:

@@ -531,6 +531,7 @@ class EnrollmentStore:
             "courses": [
                 {
                     "course": titles.get(e.course_id, e.course_id),
+                    "course_id": e.course_id,
                     "role": e.role,
                     "first_launch": _iso(e.first_launch),
                     "last_launch": _iso(e.last_launch),

@@ -68,7 +68,9 @@ def submit(hub, launch, course_id: str) -> None:
     which = {"course_id": course_id, "assignment_id": ASSIGNMENT}
     fetched = learner_api(launch, "POST", "assignments/fetch", data=which).json()
     assert fetched["success"], fetched
-    path = f"api/contents/{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    # In the learner's folder of the course (named after its title), as the list says.
+    (mine,) = [a for a in fetched["value"] if a["status"] == "fetched"]
+    path = f"api/contents/{mine['path']}/{ASSIGNMENT}.ipynb"
     notebook = learner_api(launch, "GET", path).json()["content"]
     for cell in notebook["cells"]:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")

@@ -11,6 +11,7 @@ import ast
 import json
 import re
 import time
+from urllib.parse import quote
 
 import nbformat
 import pytest
@@ -23,12 +24,14 @@ from tests.support import (
     CookielessClient,
     admin_headers,
     execute,
+    follow_staff_session,
     launch_from,
     lti11_launch,
     lti13_launch,
     open_formgrader,
     parse_form,
     registered_hub,
+    staff_session,
     until,
     wait_until_ready,
 )
@@ -229,9 +232,19 @@ def answer(notebook: dict) -> dict:
     return notebook
 
 
+def fetched_folder(learner, course_id: str, assignment: str) -> str:
+    """The learner's fetched copy of the assignment, relative to their home, as nbgrader's
+    assignment list says (in their folder of the course, named after its title)."""
+    listed = learner_api(learner, "GET", "assignments", params={"course_id": course_id}).json()
+    (entry,) = [
+        a for a in listed["value"] if a["assignment_id"] == assignment and a["status"] == "fetched"
+    ]
+    return entry["path"]
+
+
 def answer_and_submit(learner, course_id: str, assignment: str) -> dict:
     """The learner answers their fetched notebook (answer()) and submits it; the answer."""
-    path = f"api/contents/{course_id}/{assignment}/{assignment}.ipynb"
+    path = f"api/contents/{fetched_folder(learner, course_id, assignment)}/{assignment}.ipynb"
     notebook = learner_api(learner, "GET", path).json()["content"]
     saved = learner_api(
         learner, "PUT", path, json={"type": "notebook", "content": answer(notebook)}
@@ -338,8 +351,8 @@ def test_whole_course_workflow(course_hub, course_lms):
     ).json()  # fmt: skip
     assert fetched["success"], fetched
     feedback = learner_api(
-        learner, "GET", f"api/contents/{course_id}/{ASSIGNMENT}/feedback/{timestamp}/"
-        f"{ASSIGNMENT}.html",
+        learner, "GET", f"api/contents/{fetched_folder(learner, course_id, ASSIGNMENT)}/"
+        f"feedback/{timestamp}/{ASSIGNMENT}.html",
     )  # fmt: skip
     assert feedback.status_code == 200, feedback.text[:500]
     assert "Adding a negative number" in feedback.json()["content"]
@@ -530,6 +543,80 @@ def test_formgrader_post_needs_proof_that_this_site_sent_it(course_hub, course_l
     assert course_hub.counts() == before, "a refused handoff minted a token"
 
 
+def test_formgrader_works_with_every_cookie_blocked(course_hub, course_lms):
+    """Issue 13 item 8: an instructor whose browser refuses every cookie grades all the
+    same; the staff session lives in the pages, posted on with each navigation, and is
+    worth only what the grader server's token is."""
+    client = CookielessClient()
+    teacher = launch_from(
+        course_hub.url,
+        lti13_launch(client, course_lms, user_id="t-nocookie", roles=[Role.INSTRUCTOR],
+                     context="py-nocookie"),
+    )  # fmt: skip
+    course = course_id_of(course_hub, "py-nocookie")
+    grader = f"{course_hub.url}/user/grader-{course}/"
+
+    opened = open_formgrader(client, course_hub.url, teacher.token, course)
+    assert opened.status_code == 200, opened.text[:2000]
+    # formgrader/ redirected to its first page, followed by a POST with the token.
+    assert opened.url == grader + "formgrader/manage_assignments"
+    assert "Manage Assignments" in opened.text
+    session = staff_session(opened.text)
+    assert session["field"] == "learnhub_session"
+    staff_token = session["token"]
+    assert staff_token != teacher.token
+
+    # formgrader's API calls, as the page's script sends them.
+    listed = client.get(
+        grader + "formgrader/api/assignments",
+        headers={"Authorization": f"token {staff_token}"},
+        timeout=120,
+    )
+    assert listed.status_code == 200, listed.text[:500]
+    assert ASSIGNMENT in {a["name"] for a in listed.json()}
+
+    # A link followed: a POST navigation of the token alone, answered as its GET.
+    page = client.post(
+        grader + "formgrader/gradebook",
+        data={"learnhub_session": staff_token},
+        headers=SAME_ORIGIN,
+        timeout=120,
+    )
+    assert page.status_code == 200 and page.url == grader + "formgrader/gradebook"
+    assert staff_session(page.text)["token"] == staff_token
+
+    # Nobody else's session: a learner's launch token, another site's form, a GET.
+    learner = launch_from(
+        course_hub.url,
+        lti13_launch(CookielessClient(), course_lms, user_id="s-nocookie", context="py-nocookie"),
+    )
+    refused = client.post(
+        grader + "formgrader/gradebook",
+        data={"learnhub_session": learner.token},
+        headers=SAME_ORIGIN,
+        timeout=120,
+    )
+    # jupyter-server's own refusal of a user this server does not allow; no session.
+    assert refused.status_code == 403, refused.text[:500]
+    assert learner.token not in refused.text and staff_session(refused.text) is None
+    cross_site = client.post(
+        grader + "formgrader/gradebook",
+        data={"learnhub_session": staff_token},
+        headers={"Sec-Fetch-Site": "cross-site"},
+        timeout=120,
+        allow_redirects=False,
+    )
+    assert cross_site.status_code in (403, 405) and staff_token not in cross_site.text
+    anonymous = client.get(grader + "formgrader/gradebook", allow_redirects=False, timeout=120)
+    assert anonymous.status_code in (302, 403)
+
+    # Not a cookie, and never the token in a URL.
+    assert client.cookie_headers_sent == [] and len(client.cookies) == 0
+    for response in (opened, page, refused):
+        for hop in [*response.history, response]:
+            assert staff_token not in hop.url and teacher.token not in hop.url
+
+
 def test_launch_token_never_becomes_more_than_it_is(course_hub, course_lms):
     """The review's hole: a launch token posted to formgrader became a 30-day hub login,
     from which the learner listed their tokens and minted year-long full-scope ones."""
@@ -603,9 +690,9 @@ def test_launch_token_never_becomes_more_than_it_is(course_hub, course_lms):
         )
         assert listed.status_code == 403, listed.text
 
-    opened = browser.post(
+    opened = follow_staff_session(browser, browser.post(
         requests.compat.urljoin(handoff.url, action), data=fields, headers=SAME_ORIGIN, timeout=180
-    )
+    ))  # fmt: skip
     assert opened.status_code == 200 and f"/user/{grader}/formgrader/" in opened.url
     # Only the grader server's own cookies, on its own path, living no longer than the token.
     assert {c.path for c in browser.cookies} == {f"/user/{grader}/"}, list(browser.cookies)
@@ -616,7 +703,9 @@ def test_launch_token_never_becomes_more_than_it_is(course_hub, course_lms):
     # With that browser, the hub's token page is a login page, not a way to mint tokens.
     token_page = browser.get(f"{hub_url}/hub/token", timeout=30)
     assert "/hub/login" in token_page.url
-    # Another learner's server is out of reach of the handed-over token.
+    # Another learner's server is out of reach of the handed-over token: asked of the
+    # server itself (once it runs; before, the hub answers 404 for it).
+    wait_until_ready(CookielessClient(), learner)
     other = requests.get(f"{learner.server_url}api/status", headers=handed, timeout=30)
     assert other.status_code in (302, 403), other.status_code
 
@@ -639,9 +728,9 @@ def test_launch_token_never_becomes_more_than_it_is(course_hub, course_lms):
     )
     action, fields = parse_form(handoff.text)
     assert 0 < int(fields["lifetime"]) <= 4
-    reopened = late.post(
+    reopened = follow_staff_session(late, late.post(
         requests.compat.urljoin(handoff.url, action), data=fields, headers=SAME_ORIGIN, timeout=180
-    )
+    ))  # fmt: skip
     assert reopened.status_code == 200 and f"/user/{grader}/formgrader/" in reopened.url
     cookie = next(c for c in late.cookies if c.name == f"jupyterhub-user-{grader}")
     # Past the token's expiry and the grader server's 10 s trust in the hub's last answer.
@@ -787,10 +876,10 @@ def test_an_assignment_link_opens_its_notebook_or_formgrader(course_hub, course_
     handoff = browser.post(course_hub.url + action, data=fields, headers=SAME_ORIGIN, timeout=180)
     handoff_action, handoff_fields = parse_form(handoff.text)
     assert handoff_fields["next"] == f"formgrader/manage_submissions/{LINKED}"
-    opened = browser.post(
+    opened = follow_staff_session(browser, browser.post(
         requests.compat.urljoin(handoff.url, handoff_action), data=handoff_fields,
         headers=SAME_ORIGIN, timeout=180,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert opened.status_code == 200
     assert opened.url.endswith(f"/user/grader-{course_id}/formgrader/manage_submissions/{LINKED}")
     # The handoff goes nowhere but formgrader, whatever `next` says.
@@ -801,10 +890,10 @@ def test_an_assignment_link_opens_its_notebook_or_formgrader(course_hub, course_
     )  # fmt: skip
     handoff_action, handoff_fields = parse_form(handoff.text)
     handoff_fields["next"] = "../../hub/token"
-    elsewhere = forged.post(
+    elsewhere = follow_staff_session(forged, forged.post(
         requests.compat.urljoin(handoff.url, handoff_action), data=handoff_fields,
         headers=SAME_ORIGIN, timeout=180,
-    )  # fmt: skip
+    ))  # fmt: skip
     # (formgrader's front page sends the browser on to its list of assignments)
     assert f"/user/grader-{course_id}/formgrader/manage_assignments" in elsewhere.url, elsewhere.url
 
@@ -820,9 +909,9 @@ def test_an_assignment_link_opens_its_notebook_or_formgrader(course_hub, course_
     formgrader.action(f"assignment/{LINKED}/release")
     opened = landing(learner)
     assert opened.status_code == 302, opened.text[:2000]
-    notebook = f"{course_id}/{LINKED}/{LINKED}.ipynb"
+    notebook = f"{fetched_folder(learner, course_id, LINKED)}/{LINKED}.ipynb"
     assert opened.headers["Location"] == (
-        f"/user/{learner.username}/lab/tree/{notebook}?token={learner.token}"
+        f"/user/{learner.username}/lab/tree/{quote(notebook)}?token={learner.token}"
     )
     fetched = learner_api(learner, "GET", f"api/contents/{notebook}")
     assert fetched.status_code == 200 and fetched.json()["type"] == "notebook"
@@ -967,8 +1056,9 @@ def test_deep_linking_adds_assignment_links_whose_grades_go_to_their_columns(
     wait_until_ready(client, learner)
     opened = landing(learner)
     launch_seconds = time.monotonic() - started
-    notebook = f"{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
-    assert opened.status_code == 302 and f"/lab/tree/{notebook}" in opened.headers["Location"]
+    assert opened.status_code == 302, opened.text[:2000]
+    notebook = quote(f"{fetched_folder(learner, course_id, ASSIGNMENT)}/{ASSIGNMENT}.ipynb")
+    assert f"/lab/tree/{notebook}" in opened.headers["Location"]
     print(f"\ndeep linking: picker {picker_seconds:.1f}s, learner link to notebook "
           f"{launch_seconds:.1f}s")  # fmt: skip
 
@@ -1063,8 +1153,9 @@ def test_content_item_selection_adds_lti11_links_whose_grades_go_to_their_cells(
     learner = launch_from(hub.url, client.post(action, data=fields, timeout=180))
     wait_until_ready(client, learner)
     opened = landing(learner)
-    notebook = f"{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
-    assert opened.status_code == 302 and f"/lab/tree/{notebook}" in opened.headers["Location"]
+    assert opened.status_code == 302, opened.text[:2000]
+    notebook = quote(f"{fetched_folder(learner, course_id, ASSIGNMENT)}/{ASSIGNMENT}.ipynb")
+    assert f"/lab/tree/{notebook}" in opened.headers["Location"]
 
     answer_and_submit(learner, course_id, ASSIGNMENT)
     (grade,) = until(lambda: lti11_outcomes(lms, "ci-student"))

@@ -37,7 +37,6 @@ from tests.integration.test_course_workflow import (
     answer,
     course_id_of,
     graded_row,
-    launched,
     learner_api,
     source_notebook,
     until,
@@ -50,6 +49,7 @@ from tests.support import (
     launch_from,
     lti13_launch,
     registered_hub,
+    wait_until_ready,
     write_settings,
 )
 from tests.unit.test_singleuser_extension import LEARNER_TOKEN, HubAPI, wait_until_serving
@@ -60,6 +60,10 @@ pytestmark = pytest.mark.integration
 DEFAULT_ROOT = Path(DefaultExchange.class_traits()["root"].default_value)
 NBGRADER_SHARE = DEFAULT_ROOT.parent
 NOT_CONFIGURED = "LEARNHUB_EXCHANGE_URL is not set"
+# The course's title as the LMS sends it; the learner's folder of it and the panel's label.
+TITLE = "Python 101: Loops & Lists"
+FOLDER = "Python 101\uff1a Loops & Lists"
+LABEL = "Python 101: Loops \uff06 Lists"
 
 
 def nbgrader_cache(home: Path) -> Path:
@@ -111,7 +115,7 @@ def test_course_workflow_on_local_servers_uses_the_course_service(
         local_hub.url,
         lti13_launch(
             CookielessClient(), local_lms, user_id="teacher-l", roles=[Role.INSTRUCTOR],
-            context=CONTEXT,
+            context=CONTEXT, context_title=TITLE,
         ),
     )  # fmt: skip
     course_id = course_id_of(local_hub, CONTEXT)
@@ -123,28 +127,44 @@ def test_course_workflow_on_local_servers_uses_the_course_service(
     assert (outbound / f"{ASSIGNMENT}.ipynb").is_file(), released
     assert not no_default_exchange.exists(), f"formgrader's release made {no_default_exchange}"
 
-    learner = launched(CookielessClient(), local_hub, local_lms, "student-l", Role.LEARNER)
+    client = CookielessClient()
+    learner = launch_from(
+        local_hub.url,
+        lti13_launch(
+            client, local_lms, user_id="student-l", roles=[Role.LEARNER], context=CONTEXT,
+            context_title=TITLE,
+        ),
+    )  # fmt: skip
+    wait_until_ready(client, learner)
     # A local process, not a container.
     ((state,),) = local_hub.query(
         "select s.state from spawners s join users u on s.user_id = u.id where u.name = ?",
         learner.username,
     )
     assert set(json.loads(state)) == {"pid"}, state
-    listed = learner_api(learner, "GET", "assignments", params={"course_id": course_id}).json()
+    # nbgrader's Assignments panel names the course by its title, and asks with that label.
+    courses = learner_api(learner, "GET", "courses").json()
+    assert courses == {"success": True, "value": [LABEL]}, courses
+    listed = learner_api(learner, "GET", "assignments", params={"course_id": LABEL}).json()
     assert listed["success"], listed
-    assert [(a["assignment_id"], a["status"]) for a in listed["value"]] == [
-        (ASSIGNMENT, "released")
+    assert [(a["course_id"], a["assignment_id"], a["status"]) for a in listed["value"]] == [
+        (LABEL, ASSIGNMENT, "released")
     ], listed
     fetched = learner_api(
         learner, "POST", "assignments/fetch",
-        data={"course_id": course_id, "assignment_id": ASSIGNMENT},
+        json={"course_id": LABEL, "assignment_id": ASSIGNMENT},
     ).json()  # fmt: skip
     assert fetched["success"], fetched
+    mine = next(a for a in fetched["value"] if a["assignment_id"] == ASSIGNMENT)
+    assert (mine["status"], mine["path"]) == ("fetched", f"{FOLDER}/{ASSIGNMENT}"), fetched
     home = local_hub.state_dir / "homes" / learner.username
-    # Fetched under <course>/<assignment> in the learner's home, as LearnHub's exchange does.
-    local_copy = home / course_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    # Fetched under <course folder>/<assignment> in the learner's home, the folder named
+    # after the course's title and marked with its id (the exchange keys on the id).
+    local_copy = home / FOLDER / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert local_copy.is_file(), sorted(str(p) for p in home.rglob("*.ipynb"))
-    path = f"api/contents/{course_id}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    assert (home / FOLDER / ".learnhub-course").read_text() == course_id + "\n"
+    assert not (home / course_id).exists()
+    path = f"api/contents/{FOLDER}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
     notebook = learner_api(learner, "GET", path).json()["content"]
     saved = learner_api(
         learner, "PUT", path, json={"type": "notebook", "content": answer(notebook)}
@@ -153,7 +173,7 @@ def test_course_workflow_on_local_servers_uses_the_course_service(
 
     submitted = learner_api(
         learner, "POST", "assignments/submit",
-        data={"course_id": course_id, "assignment_id": ASSIGNMENT},
+        json={"course_id": LABEL, "assignment_id": ASSIGNMENT},
     ).json()  # fmt: skip
     assert submitted["success"], submitted
     # The Assignments list shows the submission, as the course service lists it.
