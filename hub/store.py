@@ -403,13 +403,17 @@ class Store:
         The DELETE's row count decides, so two concurrent launches with one state
         cannot both succeed, even across hub processes.
         """
+        return self._take_once(LoginState, hash_state(state))
+
+    def _take_once(self, model, key_hash: str):
+        """Delete and return `model`'s unexpired row keyed `key_hash`; None if there is none
+        or another caller took it first (the DELETE's row count decides)."""
+        (key,) = model.__mapper__.primary_key
         with self.session() as s:
-            row = s.get(LoginState, hash_state(state))
+            row = s.get(model, key_hash)
             if row is None:
                 return None
-            deleted = s.execute(
-                delete(LoginState).where(LoginState.state_hash == row.state_hash)
-            ).rowcount
+            deleted = s.execute(delete(model).where(key == key_hash)).rowcount
             s.commit()
             if deleted != 1 or row.expires < time.time():
                 return None
@@ -443,17 +447,7 @@ class Store:
     def spend_registration_key(self, secret: str) -> RegistrationKey | None:
         """Delete and return the key; None if unknown, expired or already spent. As with
         login states, the DELETE's row count decides between two concurrent registrations."""
-        with self.session() as s:
-            row = s.get(RegistrationKey, hash_state(secret))
-            if row is None:
-                return None
-            deleted = s.execute(
-                delete(RegistrationKey).where(RegistrationKey.key_hash == row.key_hash)
-            ).rowcount
-            s.commit()
-            if deleted != 1 or row.expires < time.time():
-                return None
-            return row
+        return self._take_once(RegistrationKey, hash_state(secret))
 
     def restore_registration_key(self, key: RegistrationKey) -> None:
         """Give back a key whose registration failed (the LMS refused it, or was down), so
