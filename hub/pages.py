@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
 from .errors import LaunchError
 from .privacy.handlers import own_page_csp
+
+# Query arguments whose values are secrets or one-time values (registration keys and tokens,
+# LTI message hints, states): never written to a log, as JupyterHub's access log does too.
+SECRET_ARGUMENT = re.compile(r"token|key|secret|state|hint|nonce|code", re.IGNORECASE)
+
+
+def scrubbed_uri(uri: str) -> str:
+    """`uri` with the values of SECRET_ARGUMENT query arguments replaced by [secret]."""
+    path, sep, query = uri.partition("?")
+    if not sep:
+        return uri
+    parts = []
+    for part in query.split("&"):
+        name, equals, _ = part.partition("=")
+        parts.append(f"{name}=[secret]" if equals and SECRET_ARGUMENT.search(name) else part)
+    return path + "?" + "&".join(parts)
 
 
 class CookielessPage(BaseHandler):
@@ -23,6 +41,10 @@ class CookielessPage(BaseHandler):
         self.set_header("Referrer-Policy", "no-referrer")
         # Pages rendered from LearnHub's templates load only files of this origin.
         self.set_header("Content-Security-Policy", own_page_csp(self.settings.get("headers", {})))
+
+    def _request_summary(self) -> str:
+        # Tornado's warning for a refused request names it: without the secrets in its URL.
+        return f"{self.request.method} {scrubbed_uri(self.request.uri)} ({self.request.remote_ip})"
 
     def render_page(self, name: str, **ns) -> str:
         """Render one of LearnHub's standalone templates.

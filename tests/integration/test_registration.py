@@ -71,9 +71,13 @@ def test_registration_by_url_to_a_working_launch(client, hub, unregistered_lms):
     assert registration.client_id in done.text
 
     # The URL was spent.
-    again = client.get(opened_by(unregistered_lms, url))
+    token = unregistered_lms.new_registration_token()
+    again = client.get(opened_by(unregistered_lms, url, token=token))
     assert again.status_code == 403
     assert "unknown, expired or already used" in again.text
+    # No log line holds the key or the LMS's registration token, refused requests' included.
+    log = hub.log_path.read_text()
+    assert url.split("registration_key=")[1] not in log and token not in log
 
     # A launch works at once, framed by the new LMS, and so does the learner's server,
     # all without a hub restart.

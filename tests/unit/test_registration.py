@@ -242,3 +242,17 @@ def test_keys_are_stored_hashed(store):
 
 def test_the_registration_page_explains_every_scope_asked_for():
     assert set(dr.SCOPE_PURPOSES) == set(c.SCOPES)
+
+
+def test_secrets_in_a_refused_requests_url_are_not_logged():
+    from learnhub.pages import scrubbed_uri
+
+    uri = (
+        "/hub/lti13/register?registration_key=k1&openid_configuration=https%3A%2F%2Flms"
+        "&registration_token=t1&lti_message_hint=h&plain=1"
+    )
+    assert scrubbed_uri(uri) == (
+        "/hub/lti13/register?registration_key=[secret]&openid_configuration=https%3A%2F%2Flms"
+        "&registration_token=[secret]&lti_message_hint=[secret]&plain=1"
+    )
+    assert scrubbed_uri("/hub/lti13/jwks") == "/hub/lti13/jwks"
