@@ -33,6 +33,8 @@ FIXTURE_CRYPT_KEY = bytes(range(32))
 LEARNHUB = str(Path(sys.executable).with_name("learnhub"))
 # Columns later revisions added, and what the fixture's rows hold in them after the upgrade.
 ADDED_SINCE = {"learnhub_grade_outbox": {"destination": None}}  # 0002
+# Tables later revisions created, empty after the upgrade.
+TABLES_ADDED_SINCE = {"learnhub_lti13_registration_keys"}  # 0003
 
 
 def make_pre_alembic_database(url: str) -> str:
@@ -93,6 +95,7 @@ def assert_migrated_intact(url: str, hub_revision: str) -> None:
         assert compare_metadata(context, metadata) == []
         assert {t for t in inspect(connection).get_table_names() if t.startswith("learnhub_")} == {
             *ROWS,
+            *TABLES_ADDED_SINCE,
             VERSION_TABLE,
         }
     engine.dispose()
