@@ -24,6 +24,10 @@ PICKER_PATH = "learnhub/assignment-picker"
 # Where each LTI version's links launch.
 LAUNCH_PATHS = {"1.1": lti11_constants.LAUNCH_PATH, "1.3": lti13_constants.LAUNCH_PATH}
 STAFF_ONLY = "Only the course's instructors and TAs can add LearnHub assignments."
+ALREADY_ANSWERED = (
+    "This choice was already sent to your LMS. To add more assignments, open LearnHub's "
+    "assignment selection again from your LMS."
+)
 
 
 class PickerPage(LaunchHandler):
@@ -118,6 +122,12 @@ class PickerHandler(PickerPage):
             fields = content_item.answer_fields(
                 state, chosen, launch_url=launch_url, secret=consumer.secret
             )
+        # One answer per picker: a second post (the back button, a double click) would make
+        # the LMS add the same links twice.
+        if not learnhub.store.spend(
+            "assignment-picker:" + sealed, until=time.time() + learnhub.deep_linking_lifetime
+        ):
+            self.fail(409, ALREADY_ANSWERED)
         self.log.info(
             "LTI %s assignment picker: %d link(s) of course %s sent to its LMS",
             state.lti_version, len(chosen), state.course_id,

@@ -109,6 +109,15 @@ class RegistrationKey(Base):
     expires: Mapped[float] = mapped_column(Float, index=True)
 
 
+class SpentValue(Base):
+    """A one-time value already used (hashed), kept until it could no longer be used anyway:
+    a deep-linking picker's sealed state, once its answer went to the LMS."""
+
+    __tablename__ = "learnhub_spent_values"
+    value_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires: Mapped[float] = mapped_column(Float, index=True)
+
+
 class ToolKey(Base):
     """One of the tool's RSA signing keys; the newest unretired one signs."""
 
@@ -418,6 +427,21 @@ class Store:
             if deleted != 1 or row.expires < time.time():
                 return None
             return row
+
+    # one-time values
+
+    def spend(self, value: str, *, until: float) -> bool:
+        """Record `value` as used until `until`; False if it was used already. Values past
+        their time are dropped."""
+        with self.session() as s:
+            s.execute(delete(SpentValue).where(SpentValue.expires < time.time()))
+            s.add(SpentValue(value_hash=hash_state(value), expires=until))
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return False
+            return True
 
     # LTI 1.3 registration keys
 

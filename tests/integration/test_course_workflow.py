@@ -1026,6 +1026,10 @@ def test_deep_linking_adds_assignment_links_whose_grades_go_to_their_columns(
     assert answer.status_code == 200, answer.text[:2000]
     back, answer_fields = parse_form(answer.text)
     assert back == f"{lms.url}/deep_link_return" and set(answer_fields) == {"JWT"}
+    # One answer per picker: posting it again (the back button) signs no second answer.
+    again = client.post(pick, data={"state": fields["state"], "assignment": [LINKED]}, timeout=60)
+    assert again.status_code == 409 and "already sent to your LMS" in again.text
+    assert 'name="JWT"' not in again.text
     made = client.post(back, data=answer_fields, timeout=60)
     assert made.status_code == 200, f"{made.status_code} {made.text[:2000]}"
     links = {link.custom["assignment"]: link for link in lms.links.values()

@@ -34,7 +34,7 @@ LEARNHUB = str(Path(sys.executable).with_name("learnhub"))
 # Columns later revisions added, and what the fixture's rows hold in them after the upgrade.
 ADDED_SINCE = {"learnhub_grade_outbox": {"destination": None}}  # 0002
 # Tables later revisions created, empty after the upgrade.
-TABLES_ADDED_SINCE = {"learnhub_lti13_registration_keys"}  # 0003
+TABLES_ADDED_SINCE = {"learnhub_lti13_registration_keys", "learnhub_spent_values"}  # 0003, 0004
 
 
 def make_pre_alembic_database(url: str) -> str:

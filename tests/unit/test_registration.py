@@ -256,3 +256,12 @@ def test_secrets_in_a_refused_requests_url_are_not_logged():
         "&registration_token=[secret]&lti_message_hint=[secret]&plain=1"
     )
     assert scrubbed_uri("/hub/lti13/jwks") == "/hub/lti13/jwks"
+
+
+def test_a_value_is_spent_once_until_its_time(store):
+    assert store.spend("picker-state", until=time.time() + 60)
+    assert not store.spend("picker-state", until=time.time() + 60)
+    assert store.spend("another", until=time.time() + 60)
+    # Past its time, a value is dropped (its own check refuses it by then).
+    assert store.spend("old", until=time.time() - 1)
+    assert store.spend("old", until=time.time() + 60)
