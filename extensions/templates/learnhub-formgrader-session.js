@@ -58,20 +58,24 @@
     return !(href.indexOf('#') !== -1 && url.href.split('#')[0] === here);
   }
 
-  // Links: after the page's own handlers, which may have taken the click.
-  document.addEventListener('click', function (event) {
-    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey ||
-        event.shiftKey || event.altKey) {
+  // Links: after the page's own handlers, which may have taken the click. A link opened
+  // in a new tab (middle, Ctrl, Cmd or Shift click) gets its POST there, so that tab has
+  // the session too.
+  function follow(event) {
+    if (event.defaultPrevented || event.altKey || event.button > 1) {
       return;
     }
     var link = event.target.closest ? event.target.closest('a[href]') : null;
     if (!link || link.hasAttribute('download') || !ours(link.getAttribute('href'))) {
       return;
     }
-    var target = link.getAttribute('target');
+    var elsewhere = event.button === 1 || event.ctrlKey || event.metaKey || event.shiftKey;
+    var target = elsewhere ? '_blank' : link.getAttribute('target');
     event.preventDefault();
     go(link.href, target && target !== '_self' ? target : null);
-  });
+  }
+  document.addEventListener('click', follow);
+  document.addEventListener('auxclick', follow);
 
   // Navigations a script starts (formgrader's next and previous submission buttons set
   // window.location), where the browser has the Navigation API.

@@ -479,6 +479,17 @@ def test_instructor_with_every_cookie_blocked_uses_formgrader(
             )
             formgrader.wait_for_load_state("networkidle")
             assert formgrader.locator("#learnhub-session").count() == 1, formgrader.url
+        with journey.step("a link opened in a new tab (Ctrl+click) has the session there"):
+            with context.expect_page(timeout=STEP_TIMEOUT_MS) as opened:
+                formgrader.locator('a[href$="/formgrader/gradebook"]').first.click(
+                    modifiers=["Control"]
+                )
+            journey.page = tab = opened.value
+            tab.wait_for_url("**/formgrader/gradebook", timeout=STEP_TIMEOUT_MS)
+            tab.locator("#main-table a", has_text=ASSIGNMENT).first.wait_for(
+                timeout=STEP_TIMEOUT_MS
+            )
+            assert tab.locator("#learnhub-session").count() == 1, tab.url
         assert "/hub/login" not in formgrader.url
         assert cookies_sent == [], "a Cookie header reached the hub or a server"
         assert context.cookies() == []
