@@ -111,12 +111,16 @@ class RegistrationHandler(LaunchHandler):
             policy = frame_ancestors_csp(self.settings.get("headers", {}).get(CSP, ""), origins)
             self.set_header(CSP, own_page_csp({CSP: policy}))
 
-    def allow_framing_by(self, config_url: str) -> None:
-        try:
-            self.framed_by = origin_of(dr.web_url(config_url, "openid_configuration"))
-        except dr.RegistrationRefused:
-            return  # refused with its message by checked_configuration
-        self.set_default_headers()
+    def allow_framing_by(self, *urls: str) -> None:
+        """Let the first of `urls` that is a web URL frame these pages (and be the platform's
+        frame origin): the LMS page that opened the registration, else its configuration's."""
+        for url in urls:
+            try:
+                self.framed_by = origin_of(dr.web_url(url, "the LMS's page"))
+            except dr.RegistrationRefused:
+                continue  # a bad configuration URL is refused by checked_configuration
+            self.set_default_headers()
+            return
 
     def tool_urls(self) -> dr.ToolUrls:
         return dr.ToolUrls(
@@ -150,7 +154,9 @@ class RegistrationHandler(LaunchHandler):
         record = self.authenticator.store.peek_registration_key(key)
         if record is None:
             self.fail(403, UNKNOWN_KEY)
-        self.allow_framing_by(config_url)
+        # The LMS page that frames this one (Canvas's school domain is not its issuer's), as
+        # its Referer says; LearnHub's own pages send none, so the form carries it on.
+        self.allow_framing_by(self.request.headers.get("Referer", ""), config_url)
         platform = await self.checked_configuration(config_url, token)
         self.finish(
             self.render_page(
@@ -167,6 +173,7 @@ class RegistrationHandler(LaunchHandler):
                 fields={
                     dr.KEY_ARGUMENT: key,
                     "openid_configuration": config_url,
+                    "lms_origin": self.framed_by or "",
                     "registration_token": token,
                 },
             )
@@ -178,7 +185,7 @@ class RegistrationHandler(LaunchHandler):
         record = store.spend_registration_key(key)
         if record is None:
             self.fail(403, UNKNOWN_KEY)
-        self.allow_framing_by(config_url)
+        self.allow_framing_by(self.get_body_argument("lms_origin", ""), config_url)
         try:
             platform, client, stored = await self.register(config_url, token)
         except BaseException:
@@ -215,7 +222,7 @@ class RegistrationHandler(LaunchHandler):
                 jwks_url=platform.jwks_uri,
                 token_url=platform.token_endpoint,
                 # The LMS site the administrator registers from: its pages frame LearnHub.
-                frame_origin=origin_of(config_url),
+                frame_origin=self.framed_by or origin_of(config_url),
             )
         except ValueError as e:
             self.fail(409, f"Registration refused: {e}.")

@@ -1,6 +1,8 @@
 """LTI Dynamic Registration against the running hub: a demo LMS the hub has never heard of
 registers LearnHub by URL, and launches into it without the hub restarting."""
 
+import re
+
 import pytest
 
 from learnhub.demo.constants import Role
@@ -95,6 +97,28 @@ def test_registration_by_url_to_a_working_launch(client, hub, unregistered_lms):
     lab = client.get(f"{hub.url}{launch.lab_url}?token={launch.token}", allow_redirects=False)
     assert lab.status_code == 200
     assert unregistered_lms.url in frame_ancestors(lab)
+
+
+def test_the_lms_page_that_opened_the_registration_may_frame_learnhub(
+    client, hub, unregistered_lms
+):
+    """Canvas opens the registration in a school's domain, not its issuer's: the page that
+    framed the registration (its Referer) is the origin the platform may frame from."""
+    school = unregistered_lms.url.replace("127.0.0.1", "localhost")
+    page = client.get(
+        opened_by(unregistered_lms, registration_url(hub)),
+        headers={"Referer": f"{school}/accounts/1/developer_keys"},
+    )
+    assert page.status_code == 200, page.text[:2000]
+    assert school in frame_ancestors(page)
+    assert re.search(rf"{re.escape(school)}\s+\(the LMS page", page.text)
+    action, fields = parse_form(page.text)
+    assert fields["lms_origin"] == school
+    done = client.post(action, data=fields)
+    assert done.status_code == 200 and school in frame_ancestors(done)
+    assert hub.query(
+        "SELECT frame_origin FROM learnhub_lti13_platforms WHERE issuer = ?", unregistered_lms.url
+    ) == [(school,)]
 
 
 def test_a_refused_registration_token_stores_nothing_and_keeps_the_url(
