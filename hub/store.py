@@ -400,11 +400,7 @@ class Store:
 
     def peek_login_state(self, state: str) -> LoginState | None:
         """The unexpired state, without consuming it."""
-        with self.session() as s:
-            row = s.get(LoginState, hash_state(state))
-            if row is None or row.expires < time.time():
-                return None
-            return row
+        return self._unexpired(LoginState, hash_state(state))
 
     def consume_login_state(self, state: str) -> LoginState | None:
         """Delete and return the state; None if unknown, expired or already used.
@@ -413,6 +409,12 @@ class Store:
         cannot both succeed, even across hub processes.
         """
         return self._take_once(LoginState, hash_state(state))
+
+    def _unexpired(self, model, key_hash: str):
+        """`model`'s row keyed `key_hash`, unless there is none or it has expired."""
+        with self.session() as s:
+            row = s.get(model, key_hash)
+            return row if row is not None and row.expires >= time.time() else None
 
     def _take_once(self, model, key_hash: str):
         """Delete and return `model`'s unexpired row keyed `key_hash`; None if there is none
@@ -462,11 +464,7 @@ class Store:
 
     def peek_registration_key(self, secret: str) -> RegistrationKey | None:
         """The unexpired key, without spending it."""
-        with self.session() as s:
-            row = s.get(RegistrationKey, hash_state(secret))
-            if row is None or row.expires < time.time():
-                return None
-            return row
+        return self._unexpired(RegistrationKey, hash_state(secret))
 
     def spend_registration_key(self, secret: str) -> RegistrationKey | None:
         """Delete and return the key; None if unknown, expired or already spent. As with
