@@ -67,7 +67,7 @@ ROLE_CHOICES: dict[str, tuple[Role, ...]] = {
 }
 
 
-class _LMSHandler(tornado.web.RequestHandler):
+class LMSHandler(tornado.web.RequestHandler):
     def initialize(self, lms: DemoLMS) -> None:
         self.lms = lms
 
@@ -100,7 +100,7 @@ class _LMSHandler(tornado.web.RequestHandler):
         return user, ROLE_CHOICES[role], self.get_argument("course", self.lms.course_id)
 
 
-class CoursePageHandler(_LMSHandler):
+class CoursePageHandler(LMSHandler):
     def get(self) -> None:
         self.finish(
             course_page_html(
@@ -112,7 +112,7 @@ class CoursePageHandler(_LMSHandler):
         )
 
 
-class _LTI11Handler(_LMSHandler):
+class _LTI11Handler(LMSHandler):
     """A route that sends the browser to the tool's LTI 1.1 launch URL, which it needs."""
 
     def prepare(self) -> None:
@@ -176,7 +176,7 @@ class ContentItemRequestHandler(_LTI11Handler):
         )
 
 
-class _LTI13LoginHandler(_LMSHandler):
+class _LTI13LoginHandler(LMSHandler):
     """A route that starts an LTI 1.3 login at the tool, which needs both tool URLs."""
 
     def prepare(self) -> None:
@@ -244,7 +244,7 @@ class DeepLinkingHandler(_LTI13LoginHandler):
         self.finish(autosubmit_form_html(login_url, params, title="Opening LearnHub…"))
 
 
-class _SelectionReturnHandler(_LMSHandler):
+class _SelectionReturnHandler(LMSHandler):
     """Where the tool answers a request to pick content. Nothing is made unless the whole
     answer checks out; a refusal is kept in `lms.refusals` under `route`."""
 
@@ -337,7 +337,7 @@ class ContentItemReturnHandler(_SelectionReturnHandler):
         )
 
 
-class AuthorizationHandler(_LMSHandler):
+class AuthorizationHandler(LMSHandler):
     """The OIDC authorization endpoint: answers the tool's login with a signed id_token."""
 
     def get(self) -> None:
@@ -374,13 +374,13 @@ class AuthorizationHandler(_LMSHandler):
         )
 
 
-class JWKSHandler(_LMSHandler):
+class JWKSHandler(LMSHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(self.lms.platform.jwks()))
 
 
-class OutcomeServiceHandler(_LMSHandler):
+class OutcomeServiceHandler(LMSHandler):
     """POST /outcomes: LTI 1.1 Basic Outcomes, signed with the consumer secret and body hash."""
 
     def answer(self, status: int, **pox) -> None:
@@ -444,7 +444,7 @@ class OutcomeServiceHandler(_LMSHandler):
         )
 
 
-class TokenHandler(_LMSHandler):
+class TokenHandler(LMSHandler):
     """POST /token: the client-credentials grant with a JWT assertion signed by the tool's key."""
 
     def refuse_token(self, refused: GradeRefused) -> None:
@@ -489,7 +489,7 @@ class TokenHandler(_LMSHandler):
         })  # fmt: skip
 
 
-class _ServiceHandler(_LMSHandler):
+class ServiceHandler(LMSHandler):
     """An LTI service endpoint (AGS, NRPS): a valid bearer token with one of the needed
     scopes, JSON in and out."""
 
@@ -552,7 +552,7 @@ class _ServiceHandler(_LMSHandler):
         self.finish(json.dumps(data))
 
 
-class LineItemsHandler(_ServiceHandler):
+class LineItemsHandler(ServiceHandler):
     """GET and POST /api/lti/courses/<context>/lineitems: the course's grade columns."""
 
     def get(self, context: str) -> None:
@@ -583,7 +583,7 @@ class LineItemsHandler(_ServiceHandler):
         self.send_json(item, LINEITEM_TYPE, status=201)
 
 
-class LineItemHandler(_ServiceHandler):
+class LineItemHandler(ServiceHandler):
     """GET and DELETE one line item."""
 
     def item(self, context: str, number: str) -> dict:
@@ -645,7 +645,7 @@ class ScoresHandler(LineItemHandler):
                        "application/json")  # fmt: skip
 
 
-class MembershipsHandler(_ServiceHandler):
+class MembershipsHandler(ServiceHandler):
     """GET /api/lti/courses/<context>/memberships: NRPS 2.0's membership container.
 
     `limit` pages through the members by user id, a Link rel="next" naming the next page;
@@ -684,12 +684,12 @@ class MembershipsHandler(_ServiceHandler):
         )
 
 
-class GradebookHandler(_LMSHandler):
+class GradebookHandler(LMSHandler):
     def get(self) -> None:
         self.finish(gradebook_html(self.lms.gradebook()))
 
 
-class GradebookJSONHandler(_LMSHandler):
+class GradebookJSONHandler(LMSHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(self.lms.gradebook()))

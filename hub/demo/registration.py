@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 import tornado.template
-import tornado.web
 
-from .services import TOKEN_SCOPES
+from .handlers import LMSHandler, ServiceHandler
+from .services import TOKEN_SCOPES, GradeRefused
 
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
 PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configuration"
@@ -26,12 +26,11 @@ SCOPES = tuple(sorted(TOKEN_SCOPES))
 DEEP_LINKING_PLACEMENTS = ("assignment_selection", "link_selection")
 
 
-class RegistrationRefused(Exception):
+class RegistrationRefused(GradeRefused):
     """A registration this LMS does not accept: (status, OAuth error code, description)."""
 
     def __init__(self, status: int, error: str, description: str):
-        super().__init__(description)
-        self.status, self.error = status, error
+        super().__init__(status, description, error)
 
 
 @dataclass(frozen=True)
@@ -213,17 +212,7 @@ def register_page_html(registrations, *, frame_url: str | None = None, closed=Fa
     ).decode()
 
 
-class _Handler(tornado.web.RequestHandler):
-    def initialize(self, lms) -> None:
-        self.lms = lms
-
-    def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Content-Security-Policy", "frame-ancestors 'self'")
-
-
-class OpenIDConfigurationHandler(_Handler):
+class OpenIDConfigurationHandler(LMSHandler):
     """GET /lti/openid-configuration: what a tool registering itself reads first."""
 
     def get(self) -> None:
@@ -232,15 +221,9 @@ class OpenIDConfigurationHandler(_Handler):
         self.finish(json.dumps(openid_configuration(self.lms.url, self.lms.platform.issuer)))
 
 
-class RegistrationEndpointHandler(_Handler):
-    """POST /register: a tool's client registration, with the registration token as bearer."""
-
-    def refuse(self, refused: RegistrationRefused) -> None:
-        self.lms.refusals.append((self.request.path, refused.status, str(refused)))
-        self.set_status(refused.status)
-        if refused.status == 401:
-            self.set_header("WWW-Authenticate", f'Bearer error="{refused.error}"')
-        self.finish({"error": refused.error, "error_description": str(refused)})
+class RegistrationEndpointHandler(ServiceHandler):
+    """POST /register: a tool's client registration, with the registration token as bearer
+    (refused as the LMS's other services refuse, in OAuth's JSON error)."""
 
     def post(self) -> None:
         kind, _, token = self.request.headers.get("Authorization", "").partition(" ")
@@ -260,13 +243,13 @@ class RegistrationEndpointHandler(_Handler):
                 ) from None
             registration = self.lms.register_tool(body)
         except RegistrationRefused as refused:
-            self.refuse(refused)
+            self.refuse_json(refused)
             return
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(registration_answer(registration)))
 
 
-class RegisterToolPageHandler(_Handler):
+class RegisterToolPageHandler(LMSHandler):
     """GET|POST /admin/register-tool: the administrator pastes a tool's registration URL;
     the LMS opens it in a frame with its configuration URL and a new registration token."""
 
@@ -280,8 +263,7 @@ class RegisterToolPageHandler(_Handler):
     def post(self) -> None:
         url = self.get_argument("url", "").strip()
         if urlsplit(url).scheme not in {"http", "https"}:
-            self.set_status(400)
-            self.finish("the registration URL must be an http(s) URL\n")
+            self.refuse(400, "the registration URL must be an http(s) URL")
             return
         frame_url = registration_launch_url(
             url,
