@@ -24,13 +24,13 @@ tab then works too); nothing depends on it.
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 from tornado.web import OutputTransform
 
 from .headers import sent_from_this_site
+from .learner_pages import script_json
 
 SESSION_FIELD = "learnhub_session"
 SCRIPT_PATH = "learnhub/formgrader-session.js"
@@ -64,10 +64,9 @@ def session_markup(token: str, *, base_url: str, next_url: str | None = None) ->
     data = {"token": token, "field": SESSION_FIELD, "base": base_url}
     if next_url:
         data["next"] = next_url
-    text = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e")
     script = base_url.rstrip("/") + "/" + SCRIPT_PATH
     return (
-        f'<script type="application/json" id="{DATA_ID}">{text}</script>'
+        f'<script type="application/json" id="{DATA_ID}">{script_json(data)}</script>'
         f'<script src="{script}"></script>'
     ).encode()
 
