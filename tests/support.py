@@ -184,6 +184,24 @@ class Hub:
         remove_learner_containers(users)
 
 
+def analytics_totals(hub: Hub) -> dict[tuple[str, str], int]:
+    """Everything the analytics tables hold, summed over days: (metric, key) -> count.
+
+    Today's learner hashes count as today's active learners, as the hub's roll-over turns them
+    into a count at the first request of the next day; so a test that spans midnight UTC sees
+    the same totals before and after the roll-over, and any new row still changes them.
+    """
+    totals: dict[tuple[str, str], int] = {}
+    for _day, metric, key, count in hub.query(
+        "select day, metric, key, count from learnhub_analytics_daily_counts"
+    ):
+        totals[(metric, key)] = totals.get((metric, key), 0) + count
+    ((hashes,),) = hub.query("select count(*) from learnhub_analytics_active_learners")
+    if hashes:
+        totals[("active_learners", "")] = totals.get(("active_learners", ""), 0) + hashes
+    return totals
+
+
 def registered_hub(state: Path, lms, **settings) -> Hub:
     """A hub (not started) whose settings are `settings` and that knows `lms` as a peer.
 
