@@ -22,6 +22,7 @@ from .lti13.registration_handler import RegistrationHandler
 from .picker_pages import PICKER_PATH, PickerHandler
 from .privacy.bulk import bulk_handlers
 from .privacy.handlers import privacy_handlers
+from .settings import trait_arguments
 from .store import Store
 from .upstream import use_auth_state_key
 
@@ -50,52 +51,15 @@ class LearnHubAuthenticator(NativeAuthenticator):
         help="Secret (at least 32 bytes) keying learners' pseudonymous usernames. Changing "
         "it gives every learner a new account. Required.",
     )
-    public_url = Unicode(
-        "http://127.0.0.1:8000",
-        config=True,
-        help="Scheme and host LMSs and browsers use to reach the hub; launch signatures "
-        "are checked against it. Default http://127.0.0.1:8000.",
-    )
-    session_lifetime = Integer(
-        14400,
-        config=True,
-        help="Seconds an LMS launch's server token stays valid. Default 14400 (4 hours).",
-    )
-    timestamp_window = Integer(
-        300,
-        config=True,
-        help="Seconds an LTI 1.1 oauth_timestamp may differ from the hub's clock. Default 300.",
-    )
-    login_state_lifetime = Integer(
-        300,
-        config=True,
-        help="Seconds an LTI 1.3 login state stays usable. Default 300.",
-    )
-    deep_linking_lifetime = Integer(
-        1800,
-        config=True,
-        help="Seconds an instructor has to pick assignments in a deep-linking picker "
-        "before it must be opened again from the LMS. Default 1800.",
-    )
-    jwks_cache_lifetime = Integer(
-        3600, config=True, help="Seconds a platform's JWKS is cached. Default 3600."
-    )
-    clock_skew = Integer(
-        30,
-        config=True,
-        help="Seconds of clock difference tolerated on id_token exp and iat. Default 30.",
-    )
-    frame_origins = List(
-        Unicode(),
-        config=True,
-        help="Origins that may frame LearnHub besides those of the registered LMSs "
-        "(lti.frame_origins), e.g. an LMS's second domain.",
-    )
-    direct_login = Bool(
-        True,
-        config=True,
-        help="Whether staff may log in at /hub/login with a password. Default True.",
-    )
+    public_url = Unicode(**trait_arguments("public_url"))
+    session_lifetime = Integer(**trait_arguments("lti.session_lifetime"))
+    timestamp_window = Integer(**trait_arguments("lti.timestamp_window"))
+    login_state_lifetime = Integer(**trait_arguments("lti.login_state_lifetime"))
+    deep_linking_lifetime = Integer(**trait_arguments("lti.deep_linking_lifetime"))
+    jwks_cache_lifetime = Integer(**trait_arguments("lti.jwks_cache_lifetime"))
+    clock_skew = Integer(**trait_arguments("lti.clock_skew"))
+    frame_origins = List(Unicode(), **trait_arguments("lti.frame_origins"))
+    direct_login = Bool(**trait_arguments("login.direct"))
 
     @default("manage_groups")
     def _manage_groups(self):

@@ -8,6 +8,7 @@ and those facts: it opens no database, asks no engine and writes no file.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import sys
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .privacy.config import update_privacy, update_tls
 from .privacy.service import service_token
 from .request_body import MAX_BODY_SETTINGS_KEY
 from .services import update_services
-from .settings import Settings
+from .settings import Settings, options
 from .spawners import (
     LearnerNetwork,
     SpawnerBackend,
@@ -53,14 +54,21 @@ def frame_ancestors(origins: list[str]) -> str:
     return " ".join(["frame-ancestors", "'self'", *origins])
 
 
+def update_options(c, settings: Settings) -> None:
+    """Every key of learnhub.yaml that names the option it sets (its schema's "sets"), copied
+    unchanged; the update_<area> functions set what is computed from several keys."""
+    for path, prop in options():
+        if "sets" in prop:
+            section, name = prop["sets"].split(".")
+            setattr(c[section], name, copy.deepcopy(settings.value(path)))
+
+
 def update_hub(c, settings: Settings) -> None:
-    hub = settings["hub"]
     c.JupyterHub.bind_url = settings.bind_url
-    c.JupyterHub.hub_ip = hub["api_ip"]
-    c.JupyterHub.hub_port = hub["api_port"]
+    # Where the API listens; update_network adds the learners' gateway with containers.
+    c.JupyterHub.hub_ip = settings["hub"]["api_ip"]
     c.JupyterHub.db_url = settings.database_url
     c.JupyterHub.cookie_secret_file = str(settings.state_dir / "jupyterhub_cookie_secret")
-    c.JupyterHub.log_level = hub["log_level"]
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     # Learner servers keep running while the hub restarts (an upgrade, a crash).
     c.JupyterHub.cleanup_servers = False
@@ -75,20 +83,11 @@ def update_proxy(c, settings: Settings) -> None:
 
 
 def update_auth(c, settings: Settings) -> None:
-    lti = settings["lti"]
     c.JupyterHub.authenticator_class = "learnhub"
     c.LearnHubAuthenticator.database_url = settings.database_url
     c.LearnHubAuthenticator.crypt_key = settings.crypt_key
     c.LearnHubAuthenticator.pseudonym_key = settings.pseudonym_key
     c.LearnHubAuthenticator.public_url = settings.public_url
-    c.LearnHubAuthenticator.session_lifetime = lti["session_lifetime"]
-    c.LearnHubAuthenticator.timestamp_window = lti["timestamp_window"]
-    c.LearnHubAuthenticator.login_state_lifetime = lti["login_state_lifetime"]
-    c.LearnHubAuthenticator.jwks_cache_lifetime = lti["jwks_cache_lifetime"]
-    c.LearnHubAuthenticator.clock_skew = lti["clock_skew"]
-    c.LearnHubAuthenticator.frame_origins = list(lti["frame_origins"])
-    c.LearnHubAuthenticator.direct_login = settings["login"]["direct"]
-    c.LearnHubAuthenticator.open_signup = settings["login"]["open_signup"]
     c.Authenticator.admin_users = set(settings["hub"]["admin_users"])
     # Direct-login accounts need an administrator's approval in NativeAuthenticator,
     # and LMS launches are allowed once their signature checks out.
@@ -113,7 +112,6 @@ def update_spawner(c, settings: Settings, origins: list[str], backend: SpawnerBa
     c.JupyterHub.spawner_class = f"learnhub-{backend.name}"
     c.Spawner.args = [f"--ServerApp.jpserver_extensions={SINGLEUSER_EXTENSION}=True"]
     c.Spawner.default_url = "/lab"
-    c.Spawner.start_timeout = spawner["start_timeout"]
     c.Spawner.http_timeout = spawner["start_timeout"]
     c.Spawner.environment = {
         # LMS sessions carry a launch token in the first URL instead of a cookie.
@@ -126,11 +124,6 @@ def update_spawner(c, settings: Settings, origins: list[str], backend: SpawnerBa
 
     # Containers run their image's command (jupyterhub-singleuser in the learner image).
     c.DockerLearnerSpawner.image = spawner["images"][0]
-    c.DockerLearnerSpawner.allowed_images = list(spawner["images"])
-    c.DockerLearnerSpawner.cpu_limit = float(spawner["cpu_limit"])
-    c.DockerLearnerSpawner.mem_limit = spawner["mem_limit"]
-    c.DockerLearnerSpawner.pids_limit = spawner["pids_limit"]
-    c.DockerLearnerSpawner.network_name = spawner["network"]
 
 
 def update_network(c, settings: Settings, network: LearnerNetwork) -> None:
@@ -185,6 +178,7 @@ def apply_config(c, settings: Settings, facts: Facts) -> None:
     """Set every JupyterHub option LearnHub needs from the operator's settings and the facts
     gathered about this machine; nothing else is read or written."""
     origins = list(facts.frame_origins)
+    update_options(c, settings)
     update_hub(c, settings)
     update_proxy(c, settings)
     update_auth(c, settings)

@@ -8,7 +8,7 @@ from typing import Any
 from traitlets.config import LazyConfigValue
 
 from .privacy.service import update_retention_service
-from .settings import Settings, SettingsError
+from .settings import Settings
 
 IDLE_CULLER = "idle-culler"
 
@@ -32,17 +32,6 @@ def activity_interval(idle_timeout: int) -> int:
     a wide margin. Long timeouts keep JupyterHub's default of 300 seconds.
     """
     return max(1, min(DEFAULT_ACTIVITY_INTERVAL, idle_timeout // 6))
-
-
-def check_culler(culler: dict[str, Any]) -> None:
-    """What the schema cannot say: one culler value bounded by another."""
-    if culler["check_every"] > culler["idle_timeout"]:
-        raise SettingsError(
-            f"'culler.check_every' is {culler['check_every']}, longer than "
-            f"'culler.idle_timeout' ({culler['idle_timeout']}): idle servers would run up to "
-            f"{culler['check_every'] + culler['idle_timeout']} seconds; set "
-            f"culler.check_every to at most {culler['idle_timeout']}"
-        )
 
 
 def idle_culler_command(culler: dict[str, Any], python: str = sys.executable) -> list[str]:
@@ -97,7 +86,6 @@ def update_services(c, settings: Settings, retention_token: str) -> None:
 def update_culler(c, settings: Settings) -> None:
     """Run the idle culler as a managed hub service with a least-privilege role."""
     culler = settings["culler"]
-    check_culler(culler)
     if not culler["enabled"]:
         return
     c.JupyterHub.services = _with_entry(

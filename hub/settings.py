@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,8 +20,11 @@ import yaml
 DEFAULT_STATE_DIR = "learnhub-state"
 SETTINGS_FILE_NAME = "learnhub.yaml"
 
-# The schema is the single source of truth for keys, types and defaults.
-# Each property's "description" is what the operator reads when a value is wrong.
+# The schema is the single source of truth for keys, types, bounds and defaults. Each
+# property's "description" is what the operator reads when a value is wrong and in the
+# configuration reference (`learnhub settings reference`, docs/configuration.md). "sets" names
+# the JupyterHub option a key is copied to unchanged (apply_config's update_options); a
+# LearnHub trait among them takes its default, bounds and help from here (trait_arguments).
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -50,7 +54,14 @@ SCHEMA: dict[str, Any] = {
                     "default": "127.0.0.1",
                     "description": "address the hub API listens on (learner servers call it)",
                 },
-                "api_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8081},
+                "api_port": {
+                    "sets": "JupyterHub.hub_port",
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "default": 8081,
+                    "description": "port of the hub API (learner servers and services call it)",
+                },
                 "admin_users": {
                     "type": "array",
                     "items": {"type": "string", "pattern": "^[a-z0-9._-]+$"},
@@ -58,8 +69,11 @@ SCHEMA: dict[str, Any] = {
                     "description": "usernames of operators who log in directly at /hub/login",
                 },
                 "log_level": {
+                    "sets": "JupyterHub.log_level",
                     "enum": ["DEBUG", "INFO", "WARNING", "ERROR"],
                     "default": "INFO",
+                    "description": "how much the hub logs; DEBUG only while tracing a problem "
+                    "(it logs more of every request)",
                 },
                 "max_body_size": {
                     "type": "integer",
@@ -77,7 +91,14 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "default": {},
             "properties": {
-                "api_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8001},
+                "api_port": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "default": 8001,
+                    "description": "port of configurable-http-proxy's REST API, on loopback "
+                    "only (the hub adds and removes routes through it)",
+                },
                 "command": {
                     "type": ["string", "null"],
                     "default": None,
@@ -107,6 +128,7 @@ SCHEMA: dict[str, Any] = {
             "default": {},
             "properties": {
                 "session_lifetime": {
+                    "sets": "LearnHubAuthenticator.session_lifetime",
                     "type": "integer",
                     "minimum": 300,
                     "maximum": 86400,
@@ -115,6 +137,7 @@ SCHEMA: dict[str, Any] = {
                     "(300 to 86400)",
                 },
                 "timestamp_window": {
+                    "sets": "LearnHubAuthenticator.timestamp_window",
                     "type": "integer",
                     "minimum": 30,
                     "maximum": 3600,
@@ -122,6 +145,7 @@ SCHEMA: dict[str, Any] = {
                     "description": "seconds an LTI 1.1 oauth_timestamp may differ from now",
                 },
                 "login_state_lifetime": {
+                    "sets": "LearnHubAuthenticator.login_state_lifetime",
                     "type": "integer",
                     "minimum": 30,
                     "maximum": 1800,
@@ -129,6 +153,7 @@ SCHEMA: dict[str, Any] = {
                     "description": "seconds between LTI 1.3 login initiation and launch",
                 },
                 "jwks_cache_lifetime": {
+                    "sets": "LearnHubAuthenticator.jwks_cache_lifetime",
                     "type": "integer",
                     "minimum": 60,
                     "maximum": 86400,
@@ -136,13 +161,24 @@ SCHEMA: dict[str, Any] = {
                     "description": "seconds a platform's JWKS is cached",
                 },
                 "clock_skew": {
+                    "sets": "LearnHubAuthenticator.clock_skew",
                     "type": "integer",
                     "minimum": 0,
                     "maximum": 300,
                     "default": 30,
                     "description": "seconds of clock difference tolerated on id_token exp/iat",
                 },
+                "deep_linking_lifetime": {
+                    "sets": "LearnHubAuthenticator.deep_linking_lifetime",
+                    "type": "integer",
+                    "minimum": 300,
+                    "maximum": 86400,
+                    "default": 1800,
+                    "description": "seconds an instructor has to pick assignments in a deep-"
+                    "linking picker before it must be opened again from the LMS (300 to 86400)",
+                },
                 "frame_origins": {
+                    "sets": "LearnHubAuthenticator.frame_origins",
                     "type": "array",
                     "items": {"type": "string", "pattern": "^https?://[^/]+$"},
                     "default": [],
@@ -165,6 +201,7 @@ SCHEMA: dict[str, Any] = {
                     "else local with a warning)",
                 },
                 "images": {
+                    "sets": "DockerLearnerSpawner.allowed_images",
                     "type": "array",
                     "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._/:@-]*$"},
                     "minItems": 1,
@@ -174,6 +211,7 @@ SCHEMA: dict[str, Any] = {
                     "first, e.g. [learnhub/learner:latest]; nobody can start another",
                 },
                 "cpu_limit": {
+                    "sets": "DockerLearnerSpawner.cpu_limit",
                     "type": "number",
                     "exclusiveMinimum": 0,
                     "maximum": 256,
@@ -181,6 +219,7 @@ SCHEMA: dict[str, Any] = {
                     "description": "CPUs one learner container may use, e.g. 1 or 0.5",
                 },
                 "mem_limit": {
+                    "sets": "DockerLearnerSpawner.mem_limit",
                     "type": "string",
                     "pattern": "^[0-9]+(\\.[0-9]+)?[KMGT]$",
                     "default": "2G",
@@ -188,6 +227,7 @@ SCHEMA: dict[str, Any] = {
                     "T, e.g. 2G or 512M (/tmp counts towards it)",
                 },
                 "pids_limit": {
+                    "sets": "DockerLearnerSpawner.pids_limit",
                     "type": "integer",
                     "minimum": 64,
                     "maximum": 65536,
@@ -203,6 +243,7 @@ SCHEMA: dict[str, Any] = {
                     "internal Docker network",
                 },
                 "network": {
+                    "sets": "DockerLearnerSpawner.network_name",
                     "type": "string",
                     "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$",
                     "default": "learnhub-learners",
@@ -210,6 +251,7 @@ SCHEMA: dict[str, Any] = {
                     "at hub start with inter-container traffic disabled",
                 },
                 "start_timeout": {
+                    "sets": "Spawner.start_timeout",
                     "type": "integer",
                     "minimum": 10,
                     "maximum": 1800,
@@ -224,11 +266,13 @@ SCHEMA: dict[str, Any] = {
             "default": {},
             "properties": {
                 "direct": {
+                    "sets": "LearnHubAuthenticator.direct_login",
                     "type": "boolean",
                     "default": True,
                     "description": "allow operators and instructors to log in at /hub/login",
                 },
                 "open_signup": {
+                    "sets": "LearnHubAuthenticator.open_signup",
                     "type": "boolean",
                     "default": False,
                     "description": "let anyone create a direct-login account without approval",
@@ -639,6 +683,49 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
+
+def option(path: str) -> dict[str, Any]:
+    """The schema of one key of learnhub.yaml by its dotted path, e.g. lti.clock_skew."""
+    node = SCHEMA
+    for part in path.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def options(schema: dict[str, Any] = SCHEMA, prefix: str = "") -> Iterator[tuple[str, dict]]:
+    """Every key of learnhub.yaml that holds a value (not a section), with its schema, in the
+    schema's order."""
+    for key, sub in schema["properties"].items():
+        path = f"{prefix}{key}"
+        if "properties" in sub:
+            yield from options(sub, f"{path}.")
+        else:
+            yield path, sub
+
+
+def trait_help(path: str) -> str:
+    """A trait's help, made of its key's description, default and name."""
+    prop = option(path)
+    text = prop["description"]
+    default = json.dumps(prop["default"])
+    return f"{text[0].upper()}{text[1:]}. Default {default}. learnhub.yaml: {path}."
+
+
+def trait_arguments(path: str) -> dict[str, Any]:
+    """Keyword arguments of the LearnHub trait that the key `path` sets: its default, bounds
+    and help come from the schema, so that the trait and learnhub.yaml cannot drift apart."""
+    prop = option(path)
+    arguments: dict[str, Any] = {
+        "default_value": copy.deepcopy(prop["default"]),
+        "config": True,
+        "help": trait_help(path),
+    }
+    for bound, name in (("minimum", "min"), ("maximum", "max")):
+        if bound in prop:
+            arguments[name] = prop[bound]
+    return arguments
+
+
 # Secrets are read from these variables first, then from files in the state directory
 # (created on first start, mode 0600). In production set the variables.
 SECRET_ENV = {
@@ -677,6 +764,13 @@ class Settings:
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
+
+    def value(self, path: str) -> Any:
+        """The value of a key by its dotted path, e.g. lti.clock_skew."""
+        node: Any = self.values
+        for part in path.split("."):
+            node = node[part]
+        return node
 
     @property
     def public_url(self) -> str:
@@ -734,6 +828,78 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"'{path}': {error.message}.{fix}"
 
 
+# --- what the schema cannot say: one value bounded by another ------------------------------
+
+
+def check_culler(values: dict[str, Any]) -> None:
+    """culler.check_every is at most culler.idle_timeout."""
+    culler = values["culler"]
+    if culler["check_every"] > culler["idle_timeout"]:
+        raise SettingsError(
+            f"'culler.check_every' is {culler['check_every']}, longer than "
+            f"'culler.idle_timeout' ({culler['idle_timeout']}): idle servers would run up to "
+            f"{culler['check_every'] + culler['idle_timeout']} seconds; set "
+            f"culler.check_every to at most {culler['idle_timeout']}"
+        )
+
+
+def check_grading(values: dict[str, Any]) -> None:
+    """grading.notebook_timeout is at least grading.cell_timeout."""
+    grading = values["grading"]
+    if grading["notebook_timeout"] < grading["cell_timeout"]:
+        raise SettingsError(
+            "'grading.notebook_timeout' must be at least 'grading.cell_timeout' "
+            f"({grading['cell_timeout']})"
+        )
+
+
+def check_retention(values: dict[str, Any]) -> None:
+    """privacy.retention.delete_after_days is at least privacy.retention.scrub_after_days."""
+    retention = values["privacy"]["retention"]
+    if retention["delete_after_days"] < retention["scrub_after_days"]:
+        raise SettingsError(
+            f"'privacy.retention.delete_after_days' is {retention['delete_after_days']}, "
+            f"shorter than 'privacy.retention.scrub_after_days' "
+            f"({retention['scrub_after_days']}): a learner would be deleted before their name "
+            f"and email are scrubbed; set delete_after_days to at least "
+            f"{retention['scrub_after_days']}"
+        )
+
+
+def serves_https(values: dict[str, Any]) -> bool:
+    """Browsers reach this LearnHub over HTTPS (public_url is https)."""
+    return values["public_url"].startswith("https://")
+
+
+def check_tls(values: dict[str, Any]) -> None:
+    """tls.cert_file and tls.key_file are set together, never with tls.terminated_by_proxy;
+    either one needs an https public_url."""
+    tls = values["tls"]
+    cert, key = tls["cert_file"], tls["key_file"]
+    if bool(cert) != bool(key):
+        missing = "tls.key_file" if cert else "tls.cert_file"
+        raise SettingsError(
+            f"'{missing}' is not set: tls.cert_file (the certificate chain, PEM) and "
+            "tls.key_file (its private key, PEM) go together; set both or neither"
+        )
+    if cert and tls["terminated_by_proxy"]:
+        raise SettingsError(
+            "'tls.terminated_by_proxy' is true while tls.cert_file is set: either the proxy "
+            "in front terminates TLS (remove tls.cert_file and tls.key_file) or LearnHub "
+            "serves the certificate itself (set tls.terminated_by_proxy to false)"
+        )
+    if (cert or tls["terminated_by_proxy"]) and not serves_https(values):
+        raise SettingsError(
+            f"'public_url' is {values['public_url']!r} while TLS is configured: set it to the "
+            "https:// address learners and LMSs use, e.g. https://learnhub.example.edu"
+        )
+
+
+# Every rule between keys, in one place: validate runs them on every settings file, and the
+# configuration reference lists them (their docstrings).
+RULES = (check_culler, check_grading, check_retention, check_tls)
+
+
 def validate(data: Any) -> dict[str, Any]:
     """Validate raw settings and return them with defaults filled in."""
     if data is None:
@@ -746,7 +912,10 @@ def validate(data: Any) -> dict[str, Any]:
     )
     if errors:
         raise SettingsError("; ".join(_describe(e) for e in errors))
-    return _fill_defaults(SCHEMA, data)
+    values = _fill_defaults(SCHEMA, data)
+    for rule in RULES:
+        rule(values)
+    return values
 
 
 def _secret_from_environment(name: str, environ: Mapping[str, str]) -> bytes | None:

@@ -20,7 +20,7 @@ from learnhub_singleuser.headers import FRAME_ANCESTORS_ENV
 
 from .courses.coursedir import course_of_grader
 from .docker_engine import docker_client
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, trait_arguments
 
 # Labels on every Docker object made for a learner, so erasure finds them all.
 USER_LABEL = "org.learnhub.user"
@@ -524,13 +524,8 @@ class DockerLearnerSpawner(CourseServers, DockerSpawner):
     this before it starts, whatever the configuration merged into it.
     """
 
-    pids_limit = Integer(
-        256,
-        min=16,
-        config=True,
-        help="Most processes and threads one learner's container may hold at once; a fork "
-        "bomb stops there. Default 256.",
-    )
+    # A fork bomb stops there.
+    pids_limit = Integer(**trait_arguments("spawner.pids_limit"))
     tmp_size = Unicode(
         "256m",
         config=True,

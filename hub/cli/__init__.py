@@ -6,10 +6,34 @@ import argparse
 import sys
 
 from ..settings import SettingsError, load_settings
-from . import analytics, breach, database, grades, grading, images, lti, report, retention, run
+from . import (
+    analytics,
+    breach,
+    database,
+    grades,
+    grading,
+    images,
+    lti,
+    report,
+    retention,
+    run,
+    settings,
+)
 
 # In the order `learnhub --help` lists them.
-COMMAND_GROUPS = (run, database, lti, images, breach, analytics, grades, grading, retention, report)
+COMMAND_GROUPS = (
+    run,
+    settings,
+    database,
+    lti,
+    images,
+    breach,
+    analytics,
+    grades,
+    grading,
+    retention,
+    report,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

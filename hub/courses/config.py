@@ -12,7 +12,7 @@ from ..service_names import COURSE_SERVICE as SERVICE_NAME
 from ..service_names import GRADING_SERVICE as GRADING
 from ..service_names import RETENTION_SERVICE, RETENTION_URL_ENV, service_port
 from ..services import _current, _with_entry
-from ..settings import Settings, SettingsError
+from ..settings import Settings
 from .hub import COURSES_SETTINGS_KEY
 
 # The uid of the learner image's user, who owns a course directory its grader server writes.
@@ -107,12 +107,6 @@ def update_grading(c, settings: Settings, *, connect_ip: str, containers: bool) 
     It needs nothing of the hub API but to recognise callers' tokens, so it has no role.
     Grader servers call it (formgrader's autograde button), so their tokens may too.
     """
-    grading = settings["grading"]
-    if grading["notebook_timeout"] < grading["cell_timeout"]:
-        raise SettingsError(
-            "'grading.notebook_timeout' must be at least 'grading.cell_timeout' "
-            f"({grading['cell_timeout']})"
-        )
     env = service_environment(settings)
     if containers:
         env["LEARNHUB_COURSE_OWNER_UID"] = str(CONTAINER_UID)

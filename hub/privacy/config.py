@@ -20,7 +20,7 @@ from ..settings import Settings, SettingsError
 from . import analytics as stats
 from . import handlers
 from .policy import DNT_POLICY_PATH, facts_from_settings
-from .tls import HSTS, HSTS_ENV, HSTS_VALUE, check_tls, serves_https
+from .tls import HSTS, HSTS_ENV, HSTS_VALUE, serves_https
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 WELL_KNOWN = "/" + DNT_POLICY_PATH.split("/", 1)[0] + "/"
@@ -110,7 +110,6 @@ def update_tls(c, settings: Settings) -> None:
     Runs after update_security and update_spawner: it adds to their tornado headers and
     Spawner.environment.
     """
-    check_tls(settings.values)
     tls = settings["tls"]
     if tls["cert_file"]:
         for key in ("cert_file", "key_file"):

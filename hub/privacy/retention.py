@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import inspect, select, text
 
-from ..settings import SettingsError
 from ..store import STAFF_ROLES, CourseRecord, Enrollment
 from .erasure import (
     LMS_USERNAME,
@@ -31,18 +30,6 @@ DAY = 86400
 MINIMUM_DAYS = 30
 
 
-def check_retention(retention: dict[str, Any]) -> None:
-    """What the schema cannot say: one window bounded by another."""
-    if retention["delete_after_days"] < retention["scrub_after_days"]:
-        raise SettingsError(
-            f"'privacy.retention.delete_after_days' is {retention['delete_after_days']}, "
-            f"shorter than 'privacy.retention.scrub_after_days' "
-            f"({retention['scrub_after_days']}): a learner would be deleted before their name "
-            f"and email are scrubbed; set delete_after_days to at least "
-            f"{retention['scrub_after_days']}"
-        )
-
-
 @dataclass(frozen=True)
 class RetentionPolicy:
     """How long inactive data is kept, in seconds."""
@@ -56,7 +43,6 @@ class RetentionPolicy:
     @classmethod
     def from_settings(cls, values: dict[str, Any]) -> RetentionPolicy:
         retention = values["privacy"]["retention"]
-        check_retention(retention)
         return cls(
             scrub_after=retention["scrub_after_days"] * DAY,
             delete_after=retention["delete_after_days"] * DAY,

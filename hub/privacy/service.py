@@ -42,7 +42,7 @@ from .erasure import (
     export_person,
     remove_from_course,
 )
-from .retention import RetentionPolicy, check_retention, hub_db_kwargs, sweep
+from .retention import RetentionPolicy, hub_db_kwargs, sweep
 
 # How long a stopping service waits for a sweep under way before it leaves the rest to the next.
 SWEEP_STOP_S = 3.0
@@ -126,7 +126,6 @@ def update_retention_service(c, settings: Settings, token: str) -> None:
     Runs after update_spawner and update_network: it reads where the hub API listens and
     adds to Spawner.environment and server_token_scopes.
     """
-    check_retention(settings["privacy"]["retention"])
     url = f"http://{_connect_ip(c)}:{service_port(settings, RETENTION_SERVICE)}"
     c.JupyterHub.services = _with_entry(
         configured(c.JupyterHub, "services", []), retention_service(settings, url, token)

@@ -8,42 +8,14 @@ from urllib.parse import urlsplit
 
 from learnhub_singleuser.headers import HSTS, HSTS_ENV
 
-from ..settings import SettingsError
+from ..settings import serves_https
 
-__all__ = ["HSTS", "HSTS_ENV", "HSTS_VALUE", "check_tls", "serves_https", "tls_findings"]
+__all__ = ["HSTS", "HSTS_ENV", "HSTS_VALUE", "serves_https", "tls_findings"]
 
 # One year. No includeSubDomains: the operator's other hosts are not LearnHub's to decide for.
 HSTS_VALUE = "max-age=31536000"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def serves_https(values: dict[str, Any]) -> bool:
-    """Browsers reach this LearnHub over HTTPS (public_url is https)."""
-    return values["public_url"].startswith("https://")
-
-
-def check_tls(values: dict[str, Any]) -> None:
-    """What the schema cannot say: the tls keys against each other and public_url."""
-    tls = values["tls"]
-    cert, key = tls["cert_file"], tls["key_file"]
-    if bool(cert) != bool(key):
-        missing = "tls.key_file" if cert else "tls.cert_file"
-        raise SettingsError(
-            f"'{missing}' is not set: tls.cert_file (the certificate chain, PEM) and "
-            "tls.key_file (its private key, PEM) go together; set both or neither"
-        )
-    if cert and tls["terminated_by_proxy"]:
-        raise SettingsError(
-            "'tls.terminated_by_proxy' is true while tls.cert_file is set: either the proxy "
-            "in front terminates TLS (remove tls.cert_file and tls.key_file) or LearnHub "
-            "serves the certificate itself (set tls.terminated_by_proxy to false)"
-        )
-    if (cert or tls["terminated_by_proxy"]) and not serves_https(values):
-        raise SettingsError(
-            f"'public_url' is {values['public_url']!r} while TLS is configured: set it to the "
-            "https:// address learners and LMSs use, e.g. https://learnhub.example.edu"
-        )
 
 
 def _bind_host(values: dict[str, Any]) -> str:
@@ -52,10 +24,6 @@ def _bind_host(values: dict[str, Any]) -> str:
 
 def tls_findings(values: dict[str, Any]) -> list[tuple[str, str]]:
     """`learnhub doctor`'s (level, message) pairs about HTTPS."""
-    try:
-        check_tls(values)
-    except SettingsError as e:
-        return [("error", str(e))]
     tls = values["tls"]
     bind = values["bind_url"] or values["public_url"]
     loopback = _bind_host(values) in LOOPBACK

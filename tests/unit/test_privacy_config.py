@@ -9,6 +9,7 @@ import yaml
 from jupyterhub.log import log_request
 from traitlets.config import Config
 
+from learnhub.cli import main
 from learnhub.config import Facts, apply_config, update_security
 from learnhub.privacy.analytics import (
     Analytics,
@@ -19,7 +20,7 @@ from learnhub.privacy.analytics import (
 from learnhub.privacy.config import hub_url_for_proxy, update_privacy, update_tls
 from learnhub.privacy.handlers import privacy_pages
 from learnhub.privacy.policy import PolicyFacts, PrivacyPages, facts_from_settings
-from learnhub.privacy.tls import check_tls, tls_findings
+from learnhub.privacy.tls import tls_findings
 from learnhub.settings import SettingsError, init_state, load_settings, validate
 from learnhub.spawners import SpawnerBackend
 from learnhub_singleuser.tracking import DO_NOT_TRACK_SCOPE, TrackingStatus
@@ -197,8 +198,18 @@ def test_apply_config_runs_tls_and_privacy_after_the_spawner(make_settings):
     ids=["cert-without-key", "key-without-cert", "both-ways", "proxy-on-http", "cert-on-http"],
 )  # fmt: skip
 def test_tls_settings_that_contradict_each_other(values, message):
+    """Refused when the settings are read: every command, not only the hub's start."""
     with pytest.raises(SettingsError, match=message):
-        check_tls(validate(values))
+        validate(values)
+
+
+def test_doctor_refuses_tls_settings_that_contradict_each_other(tmp_path, capsys):
+    settings = tmp_path / "learnhub.yaml"
+    settings.write_text(yaml.safe_dump({"tls": {"terminated_by_proxy": True}}))
+    assert main(["--config", str(settings), "doctor"]) == 2
+    assert "'public_url' is 'http://127.0.0.1:8000' while TLS is configured" in (
+        capsys.readouterr().err
+    )
 
 
 def test_tls_settings_in_the_schema():
@@ -233,10 +244,8 @@ def test_missing_certificate_file_stops_the_hub(make_settings, pem_files):
         ({"public_url": "https://x.edu", "tls": {"cert_file": "/none/c", "key_file": "/none/k"}},
          [("error", "cannot read tls.cert_file (/none/c), tls.key_file (/none/k)"),
           ("ok", "HSTS")]),
-        ({"tls": {"terminated_by_proxy": True}}, [("error", "'public_url' is")]),
     ],
-    ids=["loopback-http", "open-http", "https-nothing", "proxy", "proxy-open", "unreadable",
-         "contradiction"],
+    ids=["loopback-http", "open-http", "https-nothing", "proxy", "proxy-open", "unreadable"],
 )  # fmt: skip
 def test_doctor_considers_the_tls_settings(values, expected):
     findings = tls_findings(validate(values))

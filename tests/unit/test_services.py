@@ -148,10 +148,9 @@ def test_bad_values_name_the_key_and_the_fix(tmp_path, culler, message):
 
 
 def test_checking_less_often_than_the_timeout_is_refused(tmp_path):
-    settings = settings_with(tmp_path, {"idle_timeout": 60})  # check_every stays 300
     with pytest.raises(SettingsError) as raised:
-        update_culler(Config(), settings)
-    assert str(raised.value) == (
+        settings_with(tmp_path, {"idle_timeout": 60})  # check_every stays 300
+    assert str(raised.value) == f"{tmp_path / 'learnhub.yaml'}: " + (
         "'culler.check_every' is 300, longer than 'culler.idle_timeout' (60): idle servers "
         "would run up to 360 seconds; set culler.check_every to at most 60"
     )

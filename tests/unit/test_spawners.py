@@ -11,7 +11,7 @@ from tornado import web
 from traitlets import TraitError
 from traitlets.config import Config
 
-from learnhub.config import update_network, update_spawner
+from learnhub.config import update_network, update_options, update_spawner
 from learnhub.courses.config import update_courses
 from learnhub.settings import SettingsError, load_settings, validate
 from learnhub.spawners import (
@@ -331,6 +331,7 @@ def test_update_spawner_for_docker(settings_for):
         images=[IMAGE, "learnhub/learner:0.1"], cpu_limit=0.5, mem_limit="512M", pids_limit=128
     )
     c = Config()
+    update_options(c, settings)  # the keys copied unchanged: images, limits, network
     update_spawner(c, settings, ["https://lms.example.edu"], SpawnerBackend("docker", "test"))
     assert c.JupyterHub.spawner_class == "learnhub-docker"
     # The host's jupyterhub-singleuser path means nothing in a container: the image's CMD runs.
