@@ -1,23 +1,5 @@
-"""JupyterHub configuration for LearnHub: everything comes from the operator's settings file."""
+"""LearnHub's JupyterHub configuration ships in the package (learnhub/jupyterhub_config.py)."""
 
-import sys
-from pathlib import Path
+from learnhub import HUB_CONFIG
 
-from learnhub.config import apply_config, gather_facts
-from learnhub.db import SchemaError
-from learnhub.settings import SettingsError, init_state, load_settings
-
-try:
-    settings = load_settings()
-    # Starting the hub is the step that makes the state directory and its keys.
-    init_state(settings)
-    apply_config(c, settings, gather_facts(settings))  # noqa: F821 (JupyterHub provides c)
-except SchemaError as e:
-    sys.exit(f"LearnHub cannot start: {e}")
-except SettingsError as e:
-    sys.exit(f"LearnHub cannot start, invalid settings: {e}")
-
-# Overrides for one machine, kept out of version control, read as JupyterHub reads its own.
-_local = Path(__file__).with_name("jupyterhub_config.local.py")
-if _local.exists():
-    load_subconfig(str(_local))  # noqa: F821 (JupyterHub provides load_subconfig)
+load_subconfig(HUB_CONFIG)  # noqa: F821 (JupyterHub provides load_subconfig)

@@ -42,8 +42,6 @@ def hub_context_layout(source: Path) -> list[tuple[Path, str]]:
         (hub / "entrypoint.sh", "entrypoint.sh"),
         (hub / "proxy" / "package.json", "proxy/package.json"),
         (hub / "proxy" / "package-lock.json", "proxy/package-lock.json"),
-        # The very file the embedded default runs: one code path for both.
-        (source / "jupyterhub_config.py", "jupyterhub_config.py"),
     ]
 
 

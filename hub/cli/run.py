@@ -7,6 +7,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from .. import HUB_CONFIG
 from ..config import find_proxy_command
 from ..db import upgrade_at_start
 from ..privacy.policy import policy_findings
@@ -22,6 +23,9 @@ DEMO_CLIENT_ID = "learnhub-demo"
 DEMO_DEPLOYMENT_ID = "demo-deployment"
 # Read by the course service (see courses.service) when courses.template is not set.
 DEMO_TEMPLATE_ENV = "LEARNHUB_DEMO_COURSE_TEMPLATE"
+# The source checkout of an editable install (its assignments/ are the demo course); in a
+# wheel's install this folder has none.
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def _store(settings: Settings) -> Store:
@@ -29,11 +33,9 @@ def _store(settings: Settings) -> Store:
 
 
 def hub_config_file() -> Path:
-    """The project's jupyterhub_config.py (beside the package in a checkout or an image)."""
-    explicit = os.environ.get("LEARNHUB_HUB_CONFIG")
-    if explicit:
-        return Path(explicit)
-    return Path(__file__).resolve().parents[2] / "jupyterhub_config.py"
+    """The JupyterHub configuration file the hub runs: the package's, unless
+    $LEARNHUB_HUB_CONFIG names another."""
+    return Path(os.environ.get("LEARNHUB_HUB_CONFIG") or HUB_CONFIG)
 
 
 def doctor_findings(settings: Settings) -> list[tuple[str, str]]:
@@ -115,7 +117,7 @@ def cmd_run(settings: Settings, args) -> int:
         secret = ensure_demo_registrations(settings, lms_url)
         env_lms = {**env, "LEARNHUB_DEMO_LMS_SECRET": secret}
         # The demo course is the repository's PY4E course, unless settings name another.
-        demo_course = hub_config_file().parent / "assignments"
+        demo_course = CHECKOUT / "assignments"
         if settings["courses"]["template"] is None and (demo_course / "source").is_dir():
             env[DEMO_TEMPLATE_ENV] = str(demo_course)
         run.start(

@@ -427,9 +427,9 @@ def test_hub_image_on_postgresql_with_learner_containers(
         )
         try:
             wait_for_hub(url, container)
-            # The image runs the repository's own jupyterhub_config.py.
+            # The image runs the package's own jupyterhub_config.py, as the embedded default.
             shown = container.exec_run(["cat", "/srv/learnhub/jupyterhub_config.py"])
-            assert shown.output.decode() == (REPO / "jupyterhub_config.py").read_text()
+            assert shown.output.decode() == (REPO / "hub" / "jupyterhub_config.py").read_text()
 
             peer = DemoLMS(consumer_key=f"compose-{tag}", **tool_urls(url))
             added = container.exec_run(

@@ -109,11 +109,14 @@ def test_learnhub_yaml_is_valid_and_has_no_password(settings):
 def test_hub_runs_the_repositorys_jupyterhub_config(services):
     hub = services["hub"]
     assert hub["command"] == ["jupyterhub", "-f", "/srv/learnhub/jupyterhub_config.py"]
-    # The image holds the repository's own file at that path: staged from the checkout's
-    # root and copied there by the Dockerfile.
-    assert (REPO / "jupyterhub_config.py", "jupyterhub_config.py") in hub_context_layout(REPO)
-    copies = re.findall(r"^COPY (\S+) (\S+)$", HUB_DOCKERFILE.read_text(), re.MULTILINE)
-    assert ("jupyterhub_config.py", "/srv/learnhub/jupyterhub_config.py") in copies
+    # That path is the installed package's own file (the one the embedded default runs),
+    # linked there by the Dockerfile; nothing of the checkout's root is staged.
+    assert all("jupyterhub_config" not in staged for _, staged in hub_context_layout(REPO))
+    assert re.search(
+        r"ln -s \"\$\(python -c 'import learnhub; print\(learnhub\.HUB_CONFIG\)'\)\" \\\n"
+        r"\s+/srv/learnhub/jupyterhub_config\.py",
+        HUB_DOCKERFILE.read_text(),
+    )
     # The settings it reads are the mounted learnhub.yaml.
     env = environment(hub)
     assert mount_at(hub, env["LEARNHUB_CONFIG"]) == (
@@ -186,15 +189,11 @@ def test_hub_image_context(tmp_path):
         "Dockerfile",
         "build-ca/00-proxy-ca.crt",
         "entrypoint.sh",
-        "jupyterhub_config.py",
         "learnhub/dist/learnhub-0.1.0-py3-none-any.whl",
         "proxy/package-lock.json",
         "proxy/package.json",
         "requirements.txt",
     ]
-    assert (context / "jupyterhub_config.py").read_text() == (
-        REPO / "jupyterhub_config.py"
-    ).read_text()
     assert os.access(context / "entrypoint.sh", os.X_OK)
     # Every COPY source of the Dockerfile is in the context.
     for source, _target in re.findall(r"^COPY (\S+) (\S+)$", HUB_DOCKERFILE.read_text(), re.M):
