@@ -26,6 +26,8 @@ DEBIAN_FALLBACK_MIRROR = "http://deb.debian.org/debian"
 # A `docker import`ed image has no environment at all; this is what Debian's images set.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A safety net only: an unreachable registry fails within docker's own dial timeout (~30 s).
+# A learner image is about a gigabyte: minutes on a slow link to the registry.
+PUSH_TIMEOUT = 1800
 PULL_TIMEOUT = 600
 # Wheels stamped with a fixed time are byte-identical for identical sources, so an unchanged
 # project hits docker's layer cache (1980-01-01, the earliest time a zip file can hold).
@@ -376,6 +378,80 @@ class DockerEngine:
     def run(self, command: Sequence[str], what: str, **kwargs) -> None:
         """Run a `docker ...` command line built by the builders above, output streamed."""
         _run(self._command(command[1:]), what, **kwargs)
+
+    def tag(self, image: str, target: str) -> None:
+        result = self._capture("tag", image, target)
+        if result.returncode != 0:
+            raise ImageBuildError(f"docker tag {image} {target} failed: {result.stderr.strip()}")
+
+    def push(self, image: str) -> str:
+        """Push an image; its digest in the registry (sha256:...)."""
+        try:
+            result = self._capture("push", image, timeout=PUSH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise ImageBuildError(
+                f"docker push {image}: no answer within {PUSH_TIMEOUT}s"
+            ) from None
+        said = (result.stderr or result.stdout).strip().splitlines()
+        if result.returncode != 0:
+            raise ImageBuildError(
+                f"docker push {image} failed: {said[-1] if said else 'no message'}"
+            )
+        digest = re.search(r"digest: (sha256:[0-9a-f]{64})", result.stdout)
+        if digest is None:
+            raise ImageBuildError(f"docker push {image} gave no digest: {result.stdout[-300:]}")
+        return digest.group(1)
+
+
+# --- pushing to the operator's registry (nodes of a cluster pull from it) ---------------------
+
+# host[:port] with an optional path, as docker names a registry: no scheme, no tag.
+REGISTRY_PATTERN = re.compile(
+    r"^(?P<host>localhost|\[[0-9a-fA-F:]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<path>(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)$"
+)
+
+
+def check_registry(registry: str) -> str:
+    """The registry as `docker push` wants it (host[:port][/path]), or ImageBuildError."""
+    cleaned = registry.strip().rstrip("/")
+    if "://" in cleaned:
+        raise ImageBuildError(
+            f"registry {registry!r}: give host[:port] without a scheme, e.g. "
+            "registry.example.edu:5000 (docker speaks HTTPS to it, HTTP only to loopback)"
+        )
+    match = REGISTRY_PATTERN.match(cleaned)
+    if match is None or (
+        "." not in match["host"] and ":" not in cleaned and match["host"] != "localhost"
+    ):
+        # Without a dot or a port, docker reads the name as a Docker Hub user.
+        raise ImageBuildError(
+            f"registry {registry!r} is not host[:port][/path]: e.g. registry.example.edu, "
+            "127.0.0.1:5000 or localhost:5000"
+        )
+    if match["port"] and not 0 < int(match["port"]) < 65536:
+        raise ImageBuildError(f"registry {registry!r}: port {match['port']} is out of range")
+    return cleaned
+
+
+def registry_tag(registry: str, tag: str) -> str:
+    """`learnhub/learner:0.1.0` in `registry`: `registry/learnhub/learner:0.1.0`."""
+    return f"{registry}/{tag}"
+
+
+def push_images(
+    engine: DockerEngine, registry: str, tags: Iterable[str], progress: Progress = print
+) -> dict[str, str]:
+    """Tag each image for `registry` and push it there; {pushed tag: digest}."""
+    registry = check_registry(registry)
+    pushed = {}
+    for tag in tags:
+        target = registry_tag(registry, tag)
+        engine.tag(tag, target)
+        _say(progress, f"docker push {target}")
+        pushed[target] = engine.push(target)
+        _say(progress, f"pushed {target} ({pushed[target][:19]})")
+    return pushed
 
 
 def project_files(source: Path) -> list[Path]:

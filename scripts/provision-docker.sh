@@ -4,7 +4,8 @@
 #   scripts/provision-docker.sh
 #
 # Installs docker.io (and debootstrap, which `learnhub images build` uses to make a local
-# Debian base image when no registry answers) with apt when they are missing, starts dockerd
+# Debian base image when no registry answers, and docker-registry, the registry the push
+# tests run on loopback; its packaged service is not started) with apt when they are missing, starts dockerd
 # in the background when no engine answers, waits for it, and prints the engine's version.
 # Needs root for the install and the start; does nothing but print when an engine answers.
 #   DOCKERD_LOG             dockerd's log (default /var/log/learnhub-dockerd.log)
@@ -28,6 +29,7 @@ install_packages() {
     local missing=()
     need dockerd || missing+=(docker.io)
     need debootstrap || missing+=(debootstrap)
+    need docker-registry || missing+=(docker-registry)
     [ ${#missing[@]} -eq 0 ] && return
     [ "$(id -u)" = 0 ] || die "please install ${missing[*]} (or run this script as root)"
     need apt-get || die "no apt-get: please install ${missing[*]} with this system's package manager"
@@ -36,8 +38,16 @@ install_packages() {
     # No recommends: they would bring needrestart (which prompts) and git; what dockerd needs
     # (containerd, runc, iptables, tini) are dependencies; debootstrap verifies with gpgv
     # against debian-archive-keyring.
+    # No package's service starts at its install (docker-registry's would listen on every
+    # address): a policy-rc.d that refuses, unless the machine has one already.
+    local policy=/usr/sbin/policy-rc.d made=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && made=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" ca-certificates debian-archive-keyring gpgv xz-utils >/dev/null
+        "${missing[@]}" ca-certificates debian-archive-keyring gpgv xz-utils >/dev/null \
+        || { [ -z "$made" ] || rm -f "$policy"; die "apt-get install ${missing[*]} failed"; }
+    [ -z "$made" ] || rm -f "$policy"
 }
 
 start_engine() {

@@ -11,22 +11,38 @@ from ..images import (
     GRADER_REPOSITORY,
     LEARNER_REPOSITORY,
     LOCAL_BASE_IMAGE,
+    DockerEngine,
     ImageBuildError,
     build_grader_image,
     build_learner_image,
+    check_registry,
+    push_images,
 )
 
 
 def cmd_build(settings, args) -> int:
     try:
-        build_learner_image(
-            base_image=args.base_image, no_cache=args.no_cache, pull=not args.no_pull
-        )
-        build_grader_image(no_cache=args.no_cache)
-        if getattr(args, "hub", False):
-            build_hub_image(
+        if args.push:
+            check_registry(args.push)  # before a build that may take minutes
+        builds = [
+            build_learner_image(
                 base_image=args.base_image, no_cache=args.no_cache, pull=not args.no_pull
+            ),
+            build_grader_image(no_cache=args.no_cache),
+        ]
+        if getattr(args, "hub", False):
+            builds.append(
+                build_hub_image(
+                    base_image=args.base_image, no_cache=args.no_cache, pull=not args.no_pull
+                )
             )
+        if args.push:
+            pushed = push_images(
+                DockerEngine(), args.push, [tag for build in builds for tag in build.tags]
+            )
+            print("\nPushed; name these in spawner.images and grading.image for every node:")
+            for target, digest in pushed.items():
+                print(f"  {target}  {digest}")
     except ImageBuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -63,5 +79,11 @@ def add_commands(subparsers) -> None:
         action="store_true",
         help="also build the hub image of deploy/compose (learnhub/hub:<version> and :latest) "
         "on the same base",
+    )
+    build.add_argument(
+        "--push",
+        metavar="REGISTRY",
+        help="then tag every image built as REGISTRY/<name>:<tag> and push it there (host[:port], "
+        "e.g. registry.example.edu:5000): the registry the nodes of a cluster pull from",
     )
     build.set_defaults(func=cmd_build)

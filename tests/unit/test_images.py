@@ -3,6 +3,7 @@
 import argparse
 import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -16,10 +17,12 @@ from learnhub.images import (
     LOCAL_BASE_IMAGE,
     AptSource,
     BaseStep,
+    DockerEngine,
     ImageBuildError,
     apt_settings_for_base,
     base_sources,
     build_network,
+    check_registry,
     debootstrap_command,
     docker_tag,
     import_command,
@@ -30,6 +33,8 @@ from learnhub.images import (
     local_certificate_authorities,
     parse_apt_sources,
     plan_base,
+    push_images,
+    registry_tag,
     stage_learner_context,
 )
 
@@ -409,5 +414,74 @@ def test_images_build_command_line():
         ["images", "build", "--base-image", MY_BASE, "--no-cache", "--no-pull"]
     )
     assert (args.base_image, args.no_cache, args.no_pull) == (MY_BASE, True, True)
+    assert args.push is None
+    args = parser.parse_args(["images", "build", "--push", "127.0.0.1:5000"])
+    assert args.push == "127.0.0.1:5000"
     with pytest.raises(SystemExit):
         parser.parse_args(["images"])
+
+
+# --- pushing to the operator's registry --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("registry.example.edu", "registry.example.edu"),
+        ("registry.example.edu:5000/", "registry.example.edu:5000"),
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+        ("localhost:5000/course-images", "localhost:5000/course-images"),
+        ("[::1]:5000", "[::1]:5000"),
+    ],
+)
+def test_registry_names_docker_pushes_to(given, expected):
+    assert check_registry(given) == expected
+    assert registry_tag(expected, "learnhub/learner:0.1.0") == f"{expected}/learnhub/learner:0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("https://registry.example.edu", "without a scheme"),
+        ("registry", "is not host[:port][/path]"),  # docker would read a Docker Hub user
+        ("registry.example.edu:99999", "out of range"),
+        ("registry.example.edu/UPPER", "is not host[:port][/path]"),
+        ("registry.example.edu:5000/learnhub:latest", "is not host[:port][/path]"),
+    ],
+)
+def test_registry_names_that_are_refused(given, message):
+    with pytest.raises(ImageBuildError, match=re.escape(message)):
+        check_registry(given)
+
+
+class RecordingEngine(DockerEngine):
+    """The docker command lines a push would run, answered as docker answers them."""
+
+    def __init__(self):
+        super().__init__()
+        self.ran: list[tuple[str, ...]] = []
+
+    def _capture(self, *args, timeout=60):
+        self.ran.append(args)
+        out = f"latest: digest: sha256:{'ab' * 32} size: 1234\n" if args[0] == "push" else ""
+        return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
+
+
+def test_push_tags_each_image_for_the_registry_then_pushes_it():
+    engine = RecordingEngine()
+    pushed = push_images(
+        engine,
+        "127.0.0.1:5000",
+        ["learnhub/learner:0.1.0", "learnhub/learner:latest"],
+        progress=lambda _: None,
+    )
+    assert engine.ran == [
+        ("tag", "learnhub/learner:0.1.0", "127.0.0.1:5000/learnhub/learner:0.1.0"),
+        ("push", "127.0.0.1:5000/learnhub/learner:0.1.0"),
+        ("tag", "learnhub/learner:latest", "127.0.0.1:5000/learnhub/learner:latest"),
+        ("push", "127.0.0.1:5000/learnhub/learner:latest"),
+    ]
+    assert pushed == {
+        "127.0.0.1:5000/learnhub/learner:0.1.0": f"sha256:{'ab' * 32}",
+        "127.0.0.1:5000/learnhub/learner:latest": f"sha256:{'ab' * 32}",
+    }
