@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import HUB_CONFIG
 from ..config import find_proxy_command
 from ..db import upgrade_at_start
+from ..engine_findings import doctor_engine_findings
 from ..privacy.policy import policy_findings
 from ..privacy.tls import tls_findings
 from ..run_processes import RunProcesses
@@ -55,6 +56,7 @@ def doctor_findings(settings: Settings) -> list[tuple[str, str]]:
             )
         )
     findings.extend(learner_server_findings(settings))
+    findings.extend(doctor_engine_findings(settings))
     findings.extend(tls_findings(settings.values))
     findings.extend(policy_findings(settings.values))
     try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from learnhub.images import DockerEngine
+
 pytestmark = pytest.mark.integration
 
 LEARNHUB = str(Path(sys.executable).with_name("learnhub"))
@@ -122,3 +124,17 @@ def test_doctor_reports_what_would_run(tmp_path):
     result = run(tmp_path, "doctor")
     assert "[ok] settings: defaults" in result.stdout
     assert "LTI registrations: 0" in result.stdout
+
+
+def test_doctor_says_where_learnhub_runs_and_where_its_data_lives(tmp_path):
+    """With Docker containers: the engine (one host here), the storage, the images."""
+    if DockerEngine().version() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no Docker engine answers; under CI=true this test may not skip")
+        pytest.skip("no Docker engine answers: run scripts/provision-docker.sh (as root)")
+    config = tmp_path / "learnhub.yaml"
+    config.write_text("spawner:\n  backend: docker\n")
+    out = run(tmp_path, "--config", str(config), "doctor").stdout
+    assert "[ok] engine: Docker " in out and "one host (no Swarm)" in out
+    assert f"gradebooks in {tmp_path}; the database: SQLite at {tmp_path}" in out
+    assert "[ok] images on " in out and "learnhub/learner:latest" in out
