@@ -529,19 +529,6 @@ SCHEMA: dict[str, Any] = {
                     "description": "seconds to wait for the SMTP server to answer (1 to 600)",
                 },
             },
-            # Mail to anything but this machine carries learners' addresses and the
-            # password over the network, so it must be encrypted.
-            "if": {"properties": {"security": {"const": "none"}}, "required": ["security"]},
-            "then": {
-                "properties": {
-                    "host": {
-                        "enum": ["127.0.0.1", "localhost", "::1"],
-                        "description": "a loopback host (127.0.0.1, localhost or ::1) when "
-                        "smtp.security is 'none'; set smtp.security to starttls or tls for "
-                        "any other host",
-                    }
-                }
-            },
         },
         "tls": {
             "type": "object",
@@ -787,7 +774,7 @@ class Settings:
     @property
     def is_loopback(self) -> bool:
         host = urlsplit(self.bind_url).hostname or ""
-        return host in {"127.0.0.1", "localhost", "::1"}
+        return host in LOOPBACK_HOSTS
 
 
 def _fill_defaults(schema: dict[str, Any], data: Any) -> Any:
@@ -866,6 +853,21 @@ def check_retention(values: dict[str, Any]) -> None:
         )
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_smtp(values: dict[str, Any]) -> None:
+    """smtp.security 'none' only with a loopback smtp.host: mail to another machine carries
+    learners' addresses and the SMTP password, so it is encrypted."""
+    smtp = values["smtp"]
+    if smtp["security"] == "none" and smtp["host"] not in LOOPBACK_HOSTS:
+        raise SettingsError(
+            f"'smtp.host' is {smtp['host']!r} while smtp.security is 'none': unencrypted mail "
+            f"only to a loopback host ({', '.join(LOOPBACK_HOSTS)}); set smtp.security to "
+            "starttls or tls for any other host"
+        )
+
+
 def serves_https(values: dict[str, Any]) -> bool:
     """Browsers reach this LearnHub over HTTPS (public_url is https)."""
     return values["public_url"].startswith("https://")
@@ -897,7 +899,7 @@ def check_tls(values: dict[str, Any]) -> None:
 
 # Every rule between keys, in one place: validate runs them on every settings file, and the
 # configuration reference lists them (their docstrings).
-RULES = (check_culler, check_grading, check_retention, check_tls)
+RULES = (check_culler, check_grading, check_retention, check_smtp, check_tls)
 
 
 def validate(data: Any) -> dict[str, Any]:

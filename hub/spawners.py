@@ -20,7 +20,7 @@ from learnhub_singleuser.headers import FRAME_ANCESTORS_ENV
 
 from .courses.coursedir import course_of_grader
 from .docker_engine import docker_client
-from .settings import Settings, SettingsError, trait_arguments
+from .settings import LOOPBACK_HOSTS, Settings, SettingsError, trait_arguments
 
 # Labels on every Docker object made for a learner, so erasure finds them all.
 USER_LABEL = "org.learnhub.user"
@@ -28,7 +28,6 @@ ROLE_LABEL = "org.learnhub.role"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 # How long delete_forever waits for a container the engine is still removing.
 REMOVAL_TIMEOUT = 30
-LOOPBACK_IPS = {"127.0.0.1", "localhost", "::1"}
 
 
 class LearnerServersUnavailable(SettingsError):
@@ -161,7 +160,7 @@ def hub_listen_ip(api_ip: str, gateway: str) -> str:
     gateway (an address of this machine, reachable from that network only); an address the
     operator chose on purpose (0.0.0.0, say) is kept.
     """
-    return gateway if api_ip in LOOPBACK_IPS else api_ip
+    return gateway if api_ip in LOOPBACK_HOSTS else api_ip
 
 
 def learner_labels(username: str, role: str) -> dict[str, str]:
@@ -211,7 +210,7 @@ class Isolation:
     mem_limit: int | None = None
     cpu_limit: float | None = None
     read_only: bool = True
-    allowed_port_ips: frozenset[str] = field(default_factory=lambda: frozenset(LOOPBACK_IPS))
+    allowed_port_ips: frozenset[str] = field(default_factory=lambda: frozenset(LOOPBACK_HOSTS))
     # Set for a course's grader server, whose home is a bind of the course directory.
     course_dir: str | None = None
 

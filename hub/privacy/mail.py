@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
+from ..settings import LOOPBACK_HOSTS
+
 PASSWORD_ENV = "LEARNHUB_SMTP_PASSWORD"  # noqa: S105 (a variable name, not a secret)
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SECURITIES = ("starttls", "tls", "none")
 
 

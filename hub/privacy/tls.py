@@ -8,14 +8,12 @@ from urllib.parse import urlsplit
 
 from learnhub_singleuser.headers import HSTS, HSTS_ENV
 
-from ..settings import serves_https
+from ..settings import LOOPBACK_HOSTS, serves_https
 
 __all__ = ["HSTS", "HSTS_ENV", "HSTS_VALUE", "serves_https", "tls_findings"]
 
 # One year. No includeSubDomains: the operator's other hosts are not LearnHub's to decide for.
 HSTS_VALUE = "max-age=31536000"
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _bind_host(values: dict[str, Any]) -> str:
@@ -26,7 +24,7 @@ def tls_findings(values: dict[str, Any]) -> list[tuple[str, str]]:
     """`learnhub doctor`'s (level, message) pairs about HTTPS."""
     tls = values["tls"]
     bind = values["bind_url"] or values["public_url"]
-    loopback = _bind_host(values) in LOOPBACK
+    loopback = _bind_host(values) in LOOPBACK_HOSTS
     findings: list[tuple[str, str]] = []
     if tls["cert_file"]:
         unreadable = [
