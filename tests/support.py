@@ -271,22 +271,29 @@ def remove_learner_containers(usernames: list[str]) -> None:
 
 
 def write_settings(path: Path, url: str, **extra) -> None:
-    hub_port = free_port()
-    proxy_port = free_port()
-    lines = [
-        f"public_url: {url}",
-        "hub:",
-        f"  api_port: {hub_port}",
-        "proxy:",
-        f"  api_port: {proxy_port}",
-    ]
-    # Every test hub runs its own course and grading services: ports of their own too.
-    for section in ("courses", "grading"):
-        values = {"port": free_port(), **extra.pop(section, {})}
-        lines.append(f"{section}: {json.dumps(values)}")
+    from learnhub.service_names import PORT_SETTINGS
+
+    settings = {"public_url": url, "hub": {"api_port": free_port()}}
+    settings["proxy"] = {"api_port": free_port()}
+    # Every test hub runs its own services: each a port of its own, from bind(0) like the
+    # rest. Not the defaults next to the hub API's port: bind(0) gives odd ports and Linux
+    # gives outgoing connections even ones, so api_port + 1 or + 3 may be the local port of
+    # a client's connection (or of its TIME_WAIT, for a minute) and the service's bind fails.
+    for *sections, key in PORT_SETTINGS.values():
+        place = settings
+        for section in sections:
+            place = place.setdefault(section, {})
+        place[key] = free_port()
     for key, value in extra.items():
-        lines.append(f"{key}: {json.dumps(value)}")
-    path.write_text("\n".join(lines) + "\n")
+        settings[key] = merged(settings.get(key), value)
+    path.write_text("".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items()))
+
+
+def merged(default, given):
+    """`given` over `default`, section by section."""
+    if isinstance(default, dict) and isinstance(given, dict):
+        return {**default, **{k: merged(default.get(k), v) for k, v in given.items()}}
+    return given
 
 
 class CookielessClient(requests.Session):

@@ -15,7 +15,6 @@ from tests.support import (
     CookielessClient,
     Hub,
     admin_headers,
-    free_port,
     launch_from,
     lti11_launch,
     registered_hub,
@@ -50,7 +49,6 @@ def hub(lms, tmp_path_factory):
         tmp_path_factory.mktemp("bulk-hub"),
         lms,
         spawner={"backend": "local"},
-        privacy={"retention": {"service_port": free_port()}},
     )
     instance.start()
     yield instance

@@ -19,7 +19,6 @@ from tests.support import (
     NOTEBOOK,
     CookielessClient,
     Hub,
-    free_port,
     launch_from,
     lti11_launch,
     lti13_launch,
@@ -36,9 +35,7 @@ LONG_AGO = 1200 * DAY
 
 def start_hub(lms: DemoLMS, state: Path, **settings) -> Hub:
     """A hub of this module's own, local learner servers (their homes are files to check)."""
-    extra = {"spawner": {"backend": "local"}, **settings}
-    extra["privacy"] = {"retention": {"service_port": free_port()}}
-    hub = registered_hub(state, lms, **extra)
+    hub = registered_hub(state, lms, spawner={"backend": "local"}, **settings)
     hub.start()
     return hub
 

@@ -36,15 +36,19 @@ SERVICES = (
 )
 
 
-def wait_for(url: str, timeout: float = 90) -> requests.Response:
+def wait_for(url: str, timeout: float = 90, run: "Run | None" = None) -> requests.Response:
+    """The first 200 answer of `url`; fails with the run's log if `run` ends or time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if run is not None and run.proc.poll() is not None:
+            pytest.fail(f"learnhub run exited with {run.proc.returncode}:\n{run.log[-5000:]}")
         with contextlib.suppress(requests.ConnectionError):
             response = requests.get(url, timeout=5)
             if response.status_code == 200:
                 return response
         time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {timeout}s")
+    log = f":\n{run.log[-5000:]}" if run else ""
+    pytest.fail(f"{url} did not answer within {timeout}s{log}")
 
 
 def test_run_demo_starts_and_stops_everything(tmp_path):
@@ -273,8 +277,8 @@ def started(tmp_path, monkeypatch):
             state,
         )  # fmt: skip
         runs.append(run)
-        wait_for(f"{url}/hub/login")
-        wait_for(f"http://127.0.0.1:{lms_port}/course")
+        wait_for(f"{url}/hub/login", run=run)
+        wait_for(f"http://127.0.0.1:{lms_port}/course", run=run)
         return run
 
     yield start
