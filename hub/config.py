@@ -21,6 +21,7 @@ from learnhub_singleuser.headers import FRAME_ANCESTORS_ENV
 from .addresses import connect_address
 from .courses.config import update_courses, update_grading
 from .db import upgrade_at_start
+from .kubernetes import update_kubernetes
 from .privacy.analytics import Analytics
 from .privacy.config import update_privacy, update_tls
 from .privacy.service import service_token
@@ -169,7 +170,7 @@ def gather_facts(settings: Settings, log=None) -> Facts:
     return Facts(
         frame_origins=tuple(sorted(origins | set(settings["lti"]["frame_origins"]))),
         backend=backend,
-        network=learner_network(settings) if backend.isolated else None,
+        network=learner_network(settings) if backend.name == "docker" else None,
         retention_token=service_token(settings.state_dir),
     )
 
@@ -180,7 +181,10 @@ def apply_config(c, settings: Settings, facts: Facts) -> None:
     origins = list(facts.frame_origins)
     update_options(c, settings)
     update_hub(c, settings)
-    update_proxy(c, settings)
+    kubernetes = facts.backend.name == "kubernetes"
+    if not kubernetes:
+        # On Kubernetes the proxy is Zero to JupyterHub's own pod, configured by its chart.
+        update_proxy(c, settings)
     update_auth(c, settings)
     update_security(c, settings, origins)
     update_spawner(c, settings, origins, facts.backend)
@@ -188,6 +192,9 @@ def apply_config(c, settings: Settings, facts: Facts) -> None:
     if facts.network is not None:
         update_network(c, settings, facts.network)
         connect_ip = facts.network.gateway
+    if kubernetes:
+        update_kubernetes(c, settings)
+        connect_ip = settings["spawner"]["kubernetes"]["hub_host"]
     update_services(c, settings, facts.retention_token)
     connect_ip = connect_address(connect_ip)
     containers = facts.backend.isolated

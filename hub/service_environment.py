@@ -12,6 +12,9 @@ from .settings import Settings
 # The largest request body of the grading and retention services' APIs: they take small
 # JSON (tornado's default would let a caller send 100 MB).
 API_MAX_BODY_SIZE = 64 * 1024
+# The address a service listens on instead of its URL's host: on Kubernetes, its URL names
+# the hub's Service (spawner.kubernetes.hub_host), and it listens on every interface.
+LISTEN_IP_ENV = "LEARNHUB_LISTEN_IP"
 # Variables of the hub's environment its LearnHub services need too.
 PASSED_ON = ("LEARNHUB_CRYPT_KEY", "LEARNHUB_PSEUDONYM_KEY", "LEARNHUB_DEMO_COURSE_TEMPLATE")
 
@@ -29,6 +32,8 @@ def service_environment(settings: Settings, environ=os.environ) -> dict[str, str
     }
     if settings.source is not None:
         env["LEARNHUB_CONFIG"] = str(Path(settings.source).resolve())
+    if settings["spawner"]["backend"] == "kubernetes":
+        env[LISTEN_IP_ENV] = "0.0.0.0"  # noqa: S104 (the pod's interfaces; network policies)
     for name, value in environ.items():
         if name in PASSED_ON or name.startswith("PG"):
             env[name] = value
@@ -36,7 +41,9 @@ def service_environment(settings: Settings, environ=os.environ) -> dict[str, str
 
 
 def listen_address(environ=os.environ) -> tuple[str, int, str]:
-    """Host, port and URL prefix JupyterHub gives a managed service with a URL."""
+    """Host, port and URL prefix a managed service listens on: its URL's, as JupyterHub
+    gives it, unless $LEARNHUB_LISTEN_IP names the host."""
     url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
     prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-    return url.hostname or "127.0.0.1", url.port or 80, prefix
+    host = environ.get(LISTEN_IP_ENV) or url.hostname or "127.0.0.1"
+    return host, url.port or 80, prefix

@@ -193,12 +193,13 @@ SCHEMA: dict[str, Any] = {
             "default": {},
             "properties": {
                 "backend": {
-                    "enum": ["auto", "docker", "local"],
+                    "enum": ["auto", "docker", "kubernetes", "local"],
                     "default": "auto",
                     "description": "how learner servers run: docker (a container each, "
-                    "isolated), local (processes of the hub's user, NOT isolated: demos only) "
-                    "or auto (docker when an engine answers and the learner image is there, "
-                    "else local with a warning)",
+                    "isolated), kubernetes (a pod each, through Zero to JupyterHub: "
+                    "deploy/kubernetes, not yet run on a cluster), local (processes of the "
+                    "hub's user, NOT isolated: demos only) or auto (docker when an engine "
+                    "answers and the learner image is there, else local with a warning)",
                 },
                 "images": {
                     "sets": "DockerLearnerSpawner.allowed_images",
@@ -249,6 +250,50 @@ SCHEMA: dict[str, Any] = {
                     "default": "learnhub-learners",
                     "description": "name of the Docker network of learner containers, made "
                     "at hub start with inter-container traffic disabled",
+                },
+                "kubernetes": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "default": {},
+                    "description": "learner servers as pods (backend kubernetes): where they "
+                    "reach the hub's pod and where their files live",
+                    "properties": {
+                        "hub_host": {
+                            "type": "string",
+                            "pattern": "^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$",
+                            "default": "hub",
+                            "description": "the name learner pods reach the hub's pod and "
+                            "LearnHub's services at: Zero to JupyterHub's hub Service, hub",
+                        },
+                        "storage_capacity": {
+                            "type": "string",
+                            "pattern": "^[0-9]+(Ki|Mi|Gi|Ti)$",
+                            "default": "1Gi",
+                            "description": "size of each learner's home claim, e.g. 1Gi",
+                        },
+                        "storage_class": {
+                            "type": ["string", "null"],
+                            "default": None,
+                            "description": "storage class of the home claims; default (null) "
+                            "the cluster's default class",
+                        },
+                        "state_claim": {
+                            "sets": "KubeLearnerSpawner.state_claim",
+                            "type": "string",
+                            "pattern": "^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$",
+                            "default": "learnhub-state",
+                            "description": "the ReadWriteMany claim of LearnHub's state "
+                            "directory (courses, exchange), mounted whole by the hub's pod and "
+                            "by each grader server its course's folder only",
+                        },
+                        "node_selector": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "default": {},
+                            "description": "node labels a learner pod must run on, e.g. "
+                            "{node-role: learners}",
+                        },
+                    },
                 },
                 "start_timeout": {
                     "sets": "Spawner.start_timeout",
@@ -899,7 +944,17 @@ def check_tls(values: dict[str, Any]) -> None:
 
 # Every rule between keys, in one place: validate runs them on every settings file, and the
 # configuration reference lists them (their docstrings).
-RULES = (check_culler, check_grading, check_retention, check_smtp, check_tls)
+def check_kubernetes(values: dict[str, Any]) -> None:
+    """With spawner.backend kubernetes, grading.sandbox is not docker: the hub's pod has no
+    Docker engine (the sandbox as a pod of its own is not built yet, docs/kubernetes.md)."""
+    if values["spawner"]["backend"] == "kubernetes" and values["grading"]["sandbox"] == "docker":
+        raise SettingsError(
+            "'grading.sandbox' is docker but 'spawner.backend' is kubernetes, whose hub pod "
+            "has no Docker engine: set grading.sandbox to process (see docs/kubernetes.md)"
+        )
+
+
+RULES = (check_culler, check_grading, check_kubernetes, check_retention, check_smtp, check_tls)
 
 
 def validate(data: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from learnhub_singleuser.headers import FRAME_ANCESTORS_ENV
 
 from .courses.coursedir import course_of_grader
 from .docker_engine import docker_client
+from .kubernetes import kubernetes_findings
 from .settings import LOOPBACK_HOSTS, Settings, SettingsError, trait_arguments
 
 # Labels on every Docker object made for a learner, so erasure finds them all.
@@ -52,14 +53,14 @@ class EngineStatus:
 
 @dataclass(frozen=True)
 class SpawnerBackend:
-    """How learner servers will run ("docker" or "local"), and why."""
+    """How learner servers will run ("docker", "kubernetes" or "local"), and why."""
 
     name: str
     reason: str
 
     @property
     def isolated(self) -> bool:
-        return self.name == "docker"
+        return self.name in ("docker", "kubernetes")
 
 
 NOT_ISOLATED = (
@@ -72,6 +73,10 @@ TO_ISOLATE = (
 )
 
 
+# Backends that need no Docker engine on the hub's machine.
+NO_ENGINE = ("local", "kubernetes")
+
+
 def choose_backend(
     requested: str, default_image: str, engine: EngineStatus | None
 ) -> SpawnerBackend:
@@ -82,6 +87,10 @@ def choose_backend(
     """
     if requested == "local":
         return SpawnerBackend("local", f"spawner.backend is local: {NOT_ISOLATED}")
+    if requested == "kubernetes":
+        return SpawnerBackend(
+            "kubernetes", "spawner.backend is kubernetes: a pod per learner (KubeSpawner)"
+        )
     if engine is None or not engine.answers:
         why = f"no Docker engine answers ({engine.error if engine else 'not asked'})"
     elif default_image in engine.missing_images:
@@ -305,7 +314,7 @@ def resolve_backend(
     """
     spawner = settings["spawner"]
     images = spawner["images"]
-    engine = None if spawner["backend"] == "local" else status(images)
+    engine = None if spawner["backend"] in NO_ENGINE else status(images)
     backend = choose_backend(spawner["backend"], images[0], engine)
     if log is not None and not backend.isolated and spawner["backend"] == "auto":
         log.warning("LearnHub: %s", backend.reason)
@@ -360,13 +369,15 @@ def learner_server_findings(
 ) -> list[tuple[str, str]]:
     """`learnhub doctor` lines about learner servers: which mode the hub would use, and why."""
     spawner = settings["spawner"]
-    engine = None if spawner["backend"] == "local" else status(spawner["images"])
+    engine = None if spawner["backend"] in NO_ENGINE else status(spawner["images"])
     try:
         backend = resolve_backend(settings, lambda _images: engine)
     except LearnerServersUnavailable as e:
         return [("error", f"learner servers: {e}")]
     if not backend.isolated:
         return [("warning", f"learner servers: local processes ({backend.reason})")]
+    if backend.name == "kubernetes":
+        return kubernetes_findings(settings)
     findings = [("ok", f"learner servers: Docker containers ({backend.reason})")]
     if engine.missing_images:
         findings.append(

@@ -24,7 +24,7 @@ from traitlets import Float, Unicode, default
 from traitlets.config import Application
 
 from ..addresses import connect_address
-from ..service_environment import API_MAX_BODY_SIZE, service_environment
+from ..service_environment import API_MAX_BODY_SIZE, LISTEN_IP_ENV, service_environment
 from ..service_names import COURSE_SERVICE, RETENTION_SERVICE, RETENTION_URL_ENV, service_port
 from ..settings import RETENTION_TOKEN_FILE as TOKEN_FILE
 from ..settings import Settings, load_settings, missing_state
@@ -373,12 +373,13 @@ class RetentionService(Application):
         from urllib.parse import urlsplit
 
         where = urlsplit(self.service_url)
+        host = os.environ.get(LISTEN_IP_ENV) or where.hostname
         server = HTTPServer(
             make_app(context, self.prefix, last_sweep),
             xheaders=True,
             max_body_size=API_MAX_BODY_SIZE,
         )
-        server.listen(where.port or 80, where.hostname)
+        server.listen(where.port or 80, host)
         sweeping = None
         if policy.enabled:
             sweeping = asyncio.create_task(

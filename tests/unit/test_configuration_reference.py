@@ -16,13 +16,17 @@ from learnhub.auth import LearnHubAuthenticator
 from learnhub.cli import main
 from learnhub.config import update_options
 from learnhub.configuration_reference import markdown, type_of
+from learnhub.kubernetes_spawner import KubeLearnerSpawner
 from learnhub.settings import RULES, load_settings, option, options, trait_arguments, trait_help
 from learnhub.spawners import CourseServers, DockerLearnerSpawner, LocalLearnerSpawner
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 CLASSES = {
-    cls.__name__: cls for cls in (JupyterHub, Spawner, LearnHubAuthenticator, DockerLearnerSpawner)
-}
+    cls.__name__: cls
+    for cls in (
+        JupyterHub, Spawner, LearnHubAuthenticator, DockerLearnerSpawner, KubeLearnerSpawner,
+    )
+}  # fmt: skip
 # LearnHub's own traits that no key of learnhub.yaml sets, and why.
 NOT_KEYS = {
     # Computed by apply_config from the state directory and the secrets.
@@ -74,7 +78,14 @@ def test_every_key_that_sets_an_option_names_a_real_trait(target):
 
 
 @pytest.mark.parametrize(
-    "cls", [LearnHubAuthenticator, CourseServers, LocalLearnerSpawner, DockerLearnerSpawner]
+    "cls",
+    [
+        LearnHubAuthenticator,
+        CourseServers,
+        LocalLearnerSpawner,
+        DockerLearnerSpawner,
+        KubeLearnerSpawner,
+    ],
 )
 def test_learnhub_traits_are_keys_or_say_why_not(cls):
     """A new trait is a decision: a key of learnhub.yaml, or a reason it is not one."""
@@ -118,6 +129,7 @@ def test_update_options_copies_every_key_that_sets_an_option(tmp_path):
             "pids_limit": 100,
             "network": "class-net",
             "start_timeout": 60,
+            "kubernetes": {"state_claim": "class-state"},
         },
         "login": {"direct": False, "open_signup": True},
     }
@@ -128,8 +140,10 @@ def test_update_options_copies_every_key_that_sets_an_option(tmp_path):
     update_options(c, settings)
     for target, key in sets().items():
         section, name = target.split(".")
-        section_values, key_name = key.split(".")
-        assert c[section][name] == changed[section_values][key_name], target
+        value = changed
+        for part in key.split("."):
+            value = value[part]
+        assert c[section][name] == value, target
     assert not (tmp_path / "state").exists()
 
 

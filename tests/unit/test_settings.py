@@ -19,7 +19,7 @@ def test_defaults_fill_every_area():
         ({"hub": {"adminusers": []}}, "unknown key 'hub.adminusers': did you mean 'admin_users'?"),
         ({"lti": {"session_lifetime": 10}}, "'lti.session_lifetime' is 10"),
         ({"lti": {"session_lifetime": "long"}}, "'lti.session_lifetime' must be of type integer"),
-        ({"spawner": {"backend": "kubernetes"}}, "use one of 'auto', 'docker', 'local'"),
+        ({"spawner": {"backend": "podman"}}, "use one of 'auto', 'docker', 'kubernetes', 'local'"),
         ({"public_url": "ftp://x"}, "'public_url'"),
         ({"database": {"url": "mysql://x"}}, "'database.url'"),
         ({"lti": {"frame_origins": ["https://lms.example.edu/path"]}}, "'lti.frame_origins.0'"),

@@ -427,7 +427,7 @@ def test_spawner_settings_defaults():
 @pytest.mark.parametrize(
     ("spawner", "message"),
     [
-        ({"backend": "kubernetes"}, "'spawner.backend' is 'kubernetes': use one of 'auto'"),
+        ({"backend": "podman"}, "'spawner.backend' is 'podman': use one of 'auto'"),
         ({"mem_limit": "2 GB"}, "'spawner.mem_limit': '2 GB' does not match"),
         ({"cpu_limit": 0}, "'spawner.cpu_limit': 0 is less than or equal to the minimum"),
         ({"pids_limit": 10}, "'spawner.pids_limit' is 10"),
