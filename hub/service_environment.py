@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .settings import Settings
 
@@ -38,12 +37,3 @@ def service_environment(settings: Settings, environ=os.environ) -> dict[str, str
         if name in PASSED_ON or name.startswith("PG"):
             env[name] = value
     return env
-
-
-def listen_address(environ=os.environ) -> tuple[str, int, str]:
-    """Host, port and URL prefix a managed service listens on: its URL's, as JupyterHub
-    gives it, unless $LEARNHUB_LISTEN_IP names the host."""
-    url = urlsplit(environ["JUPYTERHUB_SERVICE_URL"])
-    prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-    host = environ.get(LISTEN_IP_ENV) or url.hostname or "127.0.0.1"
-    return host, url.port or 80, prefix

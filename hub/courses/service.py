@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
-import json
 import logging
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jupyterhub.services.auth import HubAuth
 from jupyterhub.utils import url_path_join
 from nbgrader.api import Gradebook, MissingEntry
 from tornado import web
@@ -29,11 +25,11 @@ from tornado.ioloop import IOLoop
 from ..grading.queue import GradingQueue
 from ..lti13.keys import ToolKeys
 from ..lti13.service_tokens import ServiceTokens
-from ..service_environment import listen_address
+from ..service_app import ServiceApp, TokenHandler, TokenIdentities
 from ..service_names import COURSE_SERVICE as SERVICE_NAME
 from ..service_names import RETENTION_URL_ENV
 from ..settings import load_settings
-from ..stopping import skip_exit_collection, stop_signal
+from ..stopping import stop_signal
 from ..store import Store
 from .catalog import course_catalog
 from .coursedir import COURSE_ID, CourseDirectories, course_of_grader
@@ -49,54 +45,9 @@ from .roster import RosterError, RosterSync
 
 # The one answer to a call someone may not make, whether or not the thing exists.
 NOT_ALLOWED = "You are not allowed to do this in this course."
-IDENTITY_TTL = 60.0
 TARBALL = "application/gzip"
 
 log = logging.getLogger("learnhub.courses")
-
-
-@dataclass
-class Caller:
-    username: str
-    is_service: bool = False
-
-
-@dataclass
-class TokenIdentities:
-    """Who holds a token, asked of the hub with that token by JupyterHub's own HubAuth (which
-    caches each answer a minute, by the token's hash).
-
-    A token is accepted when it belongs to a user and carries `access_scope`; the
-    service's own token stands for the hub itself.
-    """
-
-    hub_api_url: str
-    own_token: str
-    service_name: str
-
-    def __post_init__(self):
-        self.hub_auth = HubAuth(
-            api_url=self.hub_api_url,
-            api_token=self.own_token,
-            cache_max_age=int(IDENTITY_TTL),
-            access_scopes={self.access_scope},
-        )
-
-    @property
-    def access_scope(self) -> str:
-        return f"access:services!service={self.service_name}"
-
-    async def identify(self, token: str) -> Caller | None:
-        if hmac.compare_digest(token, self.own_token):
-            return Caller(self.service_name, is_service=True)
-        model = await self.hub_auth.user_for_token(token, sync=False)
-        if (
-            model
-            and model.get("kind") == "user"
-            and self.hub_auth.check_scopes(self.hub_auth.access_scopes, model)
-        ):
-            return Caller(model["name"])
-        return None
 
 
 def role_in(store: Store, username: str, course_id: str) -> str | None:
@@ -125,9 +76,6 @@ class CourseService:
 
     def __post_init__(self):
         self.identities = TokenIdentities(self.hub_api_url, self.own_token, SERVICE_NAME)
-
-    async def identify(self, token: str) -> Caller | None:
-        return await self.identities.identify(token)
 
     def role_in(self, username: str, course_id: str) -> str | None:
         return role_in(self.store, username, course_id)
@@ -159,46 +107,16 @@ class CourseService:
                 return None
 
 
-class ServiceHandler(web.RequestHandler):
+class ServiceHandler(TokenHandler):
     service: CourseService
-    caller: Caller
+    service_title = "course service"
+    log = log
 
     def initialize(self, service: CourseService) -> None:
         self.service = service
 
-    def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
-
-    async def prepare(self) -> None:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() not in ("token", "bearer") or not token.strip():
-            raise web.HTTPError(401, "Send the server's hub token: Authorization: token ...")
-        caller = await self.service.identify(token.strip())
-        if caller is None:
-            raise web.HTTPError(401, "This token is not valid for the course service.")
-        self.caller = caller
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self._reason
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": message}))
-
-    def log_exception(self, typ, value, tb) -> None:
-        # Refusals are the caller's business; only real faults need a traceback.
-        if isinstance(value, web.HTTPError):
-            log.info("%s %s: %s", self.request.method, self.request.path, value.status_code)
-        else:
-            super().log_exception(typ, value, tb)
-
-    def send_json(self, value, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value))
+    def identities(self) -> TokenIdentities:
+        return self.service.identities
 
     def send_tarball(self, data: bytes | None, what: str) -> None:
         if data is None:
@@ -455,7 +373,7 @@ def make_app(service: CourseService, prefix: str) -> web.Application:
     )
 
 
-def service_from_environment(environ=os.environ) -> tuple[CourseService, str, int, str]:
+def service_from_environment(environ=os.environ) -> CourseService:
     """Build the service from the settings and what JupyterHub gives a managed service."""
     settings = load_settings(environ=environ)
     service = CourseService(
@@ -487,7 +405,7 @@ def service_from_environment(environ=os.environ) -> tuple[CourseService, str, in
             keep_names=settings["courses"]["roster_names"],
             interval=minutes * 60,
         )
-    return (service, *listen_address(environ))
+    return service
 
 
 async def remove_learner(retention_url: str, token: str, course_id: str, username: str) -> None:
@@ -504,27 +422,26 @@ async def remove_learner(retention_url: str, token: str, course_id: str, usernam
         raise RosterError(f"the retention service answered {response.code} removing {username}")
 
 
-async def serve() -> None:
-    """Serve until the hub stops the service (SIGINT, or SIGTERM)."""
-    service, host, port, prefix = service_from_environment()
-    (service.courses.root).mkdir(parents=True, exist_ok=True, mode=0o700)
-    service.exchange.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    server = make_app(service, prefix).listen(port, address=host, xheaders=False)
-    log.info("Course service listening on %s:%d%s", host, port, prefix)
-    await stop_signal(SERVICE_NAME, log)
-    server.stop()
-    # Open connections are closed; a file still being written finishes in its thread
-    # before the process ends (asyncio.run waits for those threads).
-    await server.close_all_connections()
+class CourseServiceApp(ServiceApp):
+    """learnhub-courses: makes the courses and keeps the exchange."""
+
+    name = SERVICE_NAME
+
+    async def serve(self) -> None:
+        """Serve until the hub stops the service (SIGINT, or SIGTERM)."""
+        service = service_from_environment()
+        service.courses.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        service.exchange.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        server = self.listen(make_app(service, self.prefix), xheaders=False)
+        await stop_signal(SERVICE_NAME, log)
+        server.stop()
+        # Open connections are closed; a file still being written finishes in its thread
+        # before the process ends (asyncio.run waits for those threads).
+        await server.close_all_connections()
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
-    )
-    asyncio.run(serve())
-    skip_exit_collection()
+main = CourseServiceApp.launch_instance
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tarfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -38,10 +37,11 @@ from tornado import web
 
 from ..courses.coursedir import CourseDirectories
 from ..courses.exchange import ExchangeStore, replace_folder
-from ..courses.service import NOT_ALLOWED, TokenIdentities, role_in
+from ..courses.service import NOT_ALLOWED, role_in
 from ..docker_engine import docker_client
 from ..passback import GradeOutbox, run_outbox
-from ..service_environment import API_MAX_BODY_SIZE, listen_address
+from ..service_app import ServiceApp, TokenHandler, TokenIdentities
+from ..service_environment import API_MAX_BODY_SIZE
 from ..service_names import GRADING_SERVICE as SERVICE_NAME
 from ..settings import load_settings
 from ..stopping import skip_exit_collection, stop_signal
@@ -564,22 +564,15 @@ class GradingService:
 # HTTP: staff see the queue and the passback log; a grader server asks for a regrade.
 
 
-class GradingHandler(web.RequestHandler):
+class GradingHandler(TokenHandler):
+    service_title = "grading service"
+    log = log
+
     def initialize(self, service: GradingService) -> None:
         self.service = service
 
-    def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
-
-    async def prepare(self) -> None:
-        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() not in ("token", "bearer") or not token.strip():
-            raise web.HTTPError(401, "Send a hub token: Authorization: token ...")
-        caller = await self.service.identities.identify(token.strip())
-        if caller is None:
-            raise web.HTTPError(401, "This token is not valid for the grading service.")
-        self.caller = caller
+    def identities(self) -> TokenIdentities:
+        return self.service.identities
 
     async def staff_of(self, course_id: str) -> None:
         if self.caller.is_service:
@@ -587,21 +580,6 @@ class GradingHandler(web.RequestHandler):
         role = await asyncio.to_thread(role_in, self.service.store, self.caller.username, course_id)
         if role != "staff":
             raise web.HTTPError(403, NOT_ALLOWED)
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = (
-            exc.log_message
-            if isinstance(exc, web.HTTPError) and exc.log_message
-            else (self._reason)
-        )
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": message}))
-
-    def send_json(self, value, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value))
 
 
 class CourseQueueHandler(GradingHandler):
@@ -746,7 +724,7 @@ def make_app(service: GradingService, prefix: str) -> web.Application:
     )
 
 
-def service_from_environment(environ=os.environ) -> tuple[GradingService, str, int, str]:
+def service_from_environment(environ=os.environ) -> GradingService:
     settings = load_settings(environ=environ)
     grading = settings["grading"]
     store = Store(settings.database_url, settings.crypt_key)
@@ -769,7 +747,7 @@ def service_from_environment(environ=os.environ) -> tuple[GradingService, str, i
         ),
         workers=int(grading["workers"] or os.cpu_count() or 1),
     )
-    return (service, *listen_address(environ))
+    return service
 
 
 # How long the worker processes get to cancel their gradings and end, before they are killed.
@@ -807,30 +785,27 @@ def _report_failure(work: asyncio.Task) -> None:
         log.error("the grading service stopped grading", exc_info=work.exception())
 
 
-async def serve() -> None:
-    """Grade and serve until the hub stops the service (SIGINT, or SIGTERM)."""
-    service, host, port, prefix = service_from_environment()
-    server = make_app(service, prefix).listen(port, address=host, max_body_size=API_MAX_BODY_SIZE)
-    log.info(
-        "Grading service on %s:%d with %d workers, %s sandbox",
-        host, port, service.workers, service.sandbox.kind,
-    )  # fmt: skip
-    stop = asyncio.Event()
-    work = asyncio.create_task(service.run(stop))
-    work.add_done_callback(_report_failure)
-    await stop_signal(SERVICE_NAME, log)
-    server.stop()
-    await stop_grading(service, stop, work)
-    await server.close_all_connections()
+class GradingServiceApp(ServiceApp):
+    """learnhub-grading: grades each submission in a sandbox and sends the score on."""
+
+    name = SERVICE_NAME
+
+    async def serve(self) -> None:
+        """Grade and serve until the hub stops the service (SIGINT, or SIGTERM)."""
+        service = service_from_environment()
+        server = self.listen(make_app(service, self.prefix), max_body_size=API_MAX_BODY_SIZE)
+        log.info("%s: %d workers, %s sandbox", SERVICE_NAME, service.workers, service.sandbox.kind)
+        stop = asyncio.Event()
+        work = asyncio.create_task(service.run(stop))
+        work.add_done_callback(_report_failure)
+        await stop_signal(SERVICE_NAME, log)
+        server.stop()
+        await stop_grading(service, stop, work)
+        await server.close_all_connections()
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
-    )
-    asyncio.run(serve())
-    skip_exit_collection()
+main = GradingServiceApp.launch_instance
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

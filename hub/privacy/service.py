@@ -18,17 +18,16 @@ from typing import Any
 from jupyterhub.services.auth import HubAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from traitlets import Float, Unicode, default
-from traitlets.config import Application
+from traitlets import Float
 
 from ..addresses import connect_address
-from ..service_environment import API_MAX_BODY_SIZE, LISTEN_IP_ENV, service_environment
+from ..service_app import JSONHandler, ServiceApp
+from ..service_environment import API_MAX_BODY_SIZE, service_environment
 from ..service_names import COURSE_SERVICE, RETENTION_SERVICE, RETENTION_URL_ENV, service_port
 from ..settings import RETENTION_TOKEN_FILE as TOKEN_FILE
 from ..settings import Settings, load_settings, missing_state
-from ..stopping import skip_exit_collection, stop_signal
+from ..stopping import stop_signal
 from ..store import STAFF_ROLES, Store
 from .config import configured
 from .erasure import (
@@ -189,7 +188,7 @@ async def sweep_forever(
 # The service's HTTP API (under /services/learnhub-retention/)
 
 
-class ServiceHandler(HubAuthenticated, web.RequestHandler):
+class ServiceHandler(HubAuthenticated, JSONHandler):
     """Token-authenticated (Authorization header); answers JSON."""
 
     @property
@@ -199,13 +198,6 @@ class ServiceHandler(HubAuthenticated, web.RequestHandler):
     def check_xsrf_cookie(self):
         # Only tokens authenticate here (no cookie), so there is nothing to forge.
         return
-
-    def set_default_headers(self):
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Type", "application/json")
-
-    def write_error(self, status_code, **kwargs):
-        self.finish(json.dumps({"status": status_code, "message": self._reason}))
 
     def caller(self) -> dict[str, Any]:
         # Not tornado's @authenticated: it would redirect an API call to a login page.
@@ -314,37 +306,16 @@ def make_app(context: ErasureContext, prefix: str, last_sweep: dict) -> web.Appl
     )
 
 
-class RetentionService(Application):
+class RetentionService(ServiceApp):
     """learnhub-retention: sweeps on the interval and serves people's data requests."""
 
-    name = "learnhub-retention"
-
-    service_url = Unicode(
-        help="URL the service listens on. Default: $JUPYTERHUB_SERVICE_URL, set by the hub."
-    ).tag(config=True)
-
-    @default("service_url")
-    def _service_url(self):
-        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083")
-
-    prefix = Unicode(
-        help="URL prefix of the service's routes. Default: $JUPYTERHUB_SERVICE_PREFIX."
-    ).tag(config=True)
-
-    @default("prefix")
-    def _prefix(self):
-        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{RETENTION_SERVICE}/")
+    name = RETENTION_SERVICE
 
     first_delay = Float(
         60.0,
         help="Seconds after start before the first sweep. Default 60, so a restarting hub "
         "settles first.",
     ).tag(config=True)
-
-    def start(self):
-        logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
-        asyncio.run(self.serve())
-        skip_exit_collection()
 
     async def serve(self):
         """Sweep and serve until the hub stops the service (SIGINT, or SIGTERM)."""
@@ -370,16 +341,11 @@ class RetentionService(Application):
                 **report.plan.counts(),
             )
 
-        from urllib.parse import urlsplit
-
-        where = urlsplit(self.service_url)
-        host = os.environ.get(LISTEN_IP_ENV) or where.hostname
-        server = HTTPServer(
+        server = self.listen(
             make_app(context, self.prefix, last_sweep),
             xheaders=True,
             max_body_size=API_MAX_BODY_SIZE,
         )
-        server.listen(where.port or 80, host)
         sweeping = None
         if policy.enabled:
             sweeping = asyncio.create_task(

@@ -38,12 +38,12 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from learnhub.courses.coursedir import CourseDirectories
 from learnhub.courses.exchange import ExchangeStore
-from learnhub.courses.service import TokenIdentities
 from learnhub.grading import Limits
 from learnhub.grading.queue import GradingQueue, JobState
 from learnhub.grading.sandbox import DEFAULT_IMAGE
 from learnhub.grading.service import GradingService, pick_sandbox
 from learnhub.passback import GradeOutbox
+from learnhub.service_app import TokenIdentities
 from learnhub.store import Store
 from tests.support import tarball
 

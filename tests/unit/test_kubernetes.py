@@ -280,8 +280,17 @@ def test_the_kubernetes_backend_configures_pods_and_leaves_the_charts_proxy(tmp_
     assert c.JupyterHub.hub_connect_ip == "hub"
 
 
-def test_learners_reach_learnhubs_services_at_the_hubs_service_name(tmp_path):
-    from learnhub.service_environment import LISTEN_IP_ENV, listen_address
+def listening_at(environ, monkeypatch) -> tuple[str, int]:
+    """Where a LearnHub service started with this environment listens."""
+    from learnhub.service_app import ServiceApp
+
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return ServiceApp().address()
+
+
+def test_learners_reach_learnhubs_services_at_the_hubs_service_name(tmp_path, monkeypatch):
+    from learnhub.service_environment import LISTEN_IP_ENV
 
     c = kubernetes_config(kubernetes_settings(tmp_path, kubernetes={"hub_host": "hub.lh"}))
     services = {s["name"]: s for s in c.JupyterHub.services}
@@ -291,21 +300,22 @@ def test_learners_reach_learnhubs_services_at_the_hubs_service_name(tmp_path):
         # It listens on the pod's interfaces, not on the Service's address.
         environ = {**service["environment"], "JUPYTERHUB_SERVICE_URL": service["url"]}
         assert environ[LISTEN_IP_ENV] == EVERY_INTERFACE
-        assert listen_address(environ)[0] == EVERY_INTERFACE
+        assert listening_at(environ, monkeypatch)[0] == EVERY_INTERFACE
     environment = c.Spawner.environment
     assert environment["LEARNHUB_EXCHANGE_URL"].startswith("http://hub.lh:")
     assert environment["LEARNHUB_GRADING_URL"].startswith("http://hub.lh:")
 
 
-def test_other_backends_listen_where_their_url_says(tmp_path):
-    from learnhub.service_environment import LISTEN_IP_ENV, listen_address, service_environment
+def test_other_backends_listen_where_their_url_says(tmp_path, monkeypatch):
+    from learnhub.service_environment import LISTEN_IP_ENV, service_environment
 
+    monkeypatch.delenv(LISTEN_IP_ENV, raising=False)
     path = tmp_path / "learnhub.yaml"
     path.write_text("spawner:\n  backend: local\n")
     settings = load_settings(path, environ={"LEARNHUB_STATE_DIR": str(tmp_path)})
     environ = {**service_environment(settings), "JUPYTERHUB_SERVICE_URL": "http://10.0.0.5:81"}
     assert LISTEN_IP_ENV not in environ
-    assert listen_address(environ)[:2] == ("10.0.0.5", 81)
+    assert listening_at(environ, monkeypatch) == ("10.0.0.5", 81)
 
 
 def test_the_kubernetes_backend_asks_no_docker_engine(tmp_path):
